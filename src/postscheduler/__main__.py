@@ -1,0 +1,7 @@
+"""``python -m postscheduler``."""
+
+import sys
+
+from postscheduler.cli import main
+
+sys.exit(main())

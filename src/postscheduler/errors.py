@@ -1,0 +1,48 @@
+"""The error tree of postscheduler.
+
+Every error the tool raises on purpose derives from :class:`PostschedulerError`; the command
+line turns any of them into one readable line and a non-zero exit, never a traceback::
+
+    PostschedulerError
+    └── ConfigError            a campaign file (or a file it names) is unusable
+        └── CampaignInvalid    the file was read, and one or more problems were found in it
+
+Later branches (store, publishing) join this tree in this module, so that code above an
+adapter never needs to import a library's own exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from postscheduler.domain.problems import Problem
+
+
+class PostschedulerError(Exception):
+    """Base of every error postscheduler raises on purpose."""
+
+
+class ConfigError(PostschedulerError):
+    """A campaign file, or a file it refers to, cannot be used as it is."""
+
+    def __init__(self, path: str, message: str, *, where: str = "", line: int | None = None):
+        self.path = path
+        self.problem = Problem(where=where, message=message, line=line)
+        super().__init__(self.problem.render(path))
+
+
+class CampaignInvalid(ConfigError):
+    """The campaign file was read and has errors; ``problems`` lists them all (errors first)."""
+
+    def __init__(self, path: str, problems: Sequence[Problem]):
+        errors = [p for p in problems if p.severity == "error"]
+        if not errors:
+            raise ValueError("CampaignInvalid needs at least one error")
+        first = errors[0]
+        super().__init__(path, first.message, where=first.where, line=first.line)
+        self.problems = tuple(problems)
+
+    def lines(self) -> list[str]:
+        """Every problem as one line, errors before warnings, in file order within each."""
+        ordered = sorted(self.problems, key=lambda p: (p.severity != "error", p.line or 0))
+        return [p.render(self.path) for p in ordered]
