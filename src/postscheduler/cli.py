@@ -1,0 +1,136 @@
+"""The ``postscheduler`` command line.
+
+Only :mod:`argparse` is imported at start-up; each command imports what it needs when it
+runs, so that ``postscheduler --help`` answers at once on a small server. Every error the
+tool raises on purpose becomes one line on stderr and exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+
+
+def _version() -> str:
+    from postscheduler import __version__  # noqa: PLC0415 (lazy by design)
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="postscheduler",
+        description=(
+            "Publish a campaign's posts to Mastodon-compatible servers on time, exactly once, "
+            "from a plain campaign file."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"postscheduler {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="show every publication of a campaign file as it will be sent, or what is wrong",
+        description=(
+            "Read and plan a campaign file: every publication with its time (local and UTC), "
+            "account, text and character count as its server counts it. Exits 1 on errors."
+        ),
+    )
+    check.add_argument("campaign", metavar="CAMPAIGN.toml", help="the campaign file")
+    output = check.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON document instead")
+    output.add_argument(
+        "--full", action="store_true", help="also print every text exactly as it will be sent"
+    )
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (exit 1 if any)"
+    )
+    check.set_defaults(handler=_check)
+
+    statement = commands.add_parser(
+        "statement",
+        help="number the paragraphs and sentences of a statement, to write excerpts",
+        description=(
+            "Print a statement's paragraphs and sentences, numbered as excerpts refer to them "
+            '({ paragraph = 2, sentences = "1-2" }).'
+        ),
+    )
+    statement.add_argument("path", metavar="STATEMENT.txt", help="the statement (UTF-8 text)")
+    statement.set_defaults(handler=_statement)
+    return parser
+
+
+def _check(args: argparse.Namespace) -> int:
+    from postscheduler.check import (  # noqa: PLC0415 (lazy by design)
+        check_file,
+        problems_text,
+        report_json,
+        report_text,
+        summary_line,
+    )
+
+    report = check_file(args.campaign)
+    failed = not report.ok or (args.strict and bool(report.warnings))
+    if args.json:
+        print(report_json(report))
+        return EXIT_PROBLEM if failed else EXIT_OK
+    width = shutil.get_terminal_size((120, 24)).columns
+    text = report_text(report, full=args.full, width=width)
+    if text:
+        print(text)
+    for line in problems_text(report):
+        print(line, file=sys.stderr)
+    print(summary_line(report), file=sys.stderr)
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
+def _statement(args: argparse.Namespace) -> int:
+    from postscheduler.domain.excerpts import ExcerptError, Statement  # noqa: PLC0415
+    from postscheduler.errors import ConfigError  # noqa: PLC0415
+
+    try:
+        with open(args.path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise ConfigError(args.path, "no such file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(args.path, "is not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(args.path, f"cannot be read: {error.strerror or error}") from None
+    try:
+        print(Statement.parse(text).describe())
+    except ExcerptError as error:
+        raise ConfigError(args.path, str(error)) from None
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    from postscheduler.errors import PostschedulerError  # noqa: PLC0415
+
+    try:
+        status: int = args.handler(args)
+    except PostschedulerError as error:
+        print(f"postscheduler: {error}", file=sys.stderr)
+        return EXIT_PROBLEM
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
