@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from postscheduler.store.database import normalise_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "campaign.toml"
@@ -34,3 +40,50 @@ def write_campaign(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# -- databases ------------------------------------------------------------------------------
+
+POSTGRES_ENV = "POSTSCHEDULER_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server the tests use, from ``POSTSCHEDULER_TEST_POSTGRES_URL``.
+
+    `.ci/run` sets it (CI must test PostgreSQL); a developer without PostgreSQL leaves it
+    unset and those tests skip with one line saying so.
+    """
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The PostgreSQL URL, checked reachable once: configured but unreachable fails."""
+    url = postgres_url()
+    if url is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (set by .ci/run)")
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as error:  # any failure to connect is the finding
+        pytest.fail(f"{POSTGRES_ENV} is set but PostgreSQL does not answer: {error}")
+    finally:
+        engine.dispose()
+    return normalise_url(url)
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose connections use a fresh, empty PostgreSQL schema, dropped afterwards."""
+    name = f"ps_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    url = make_url(postgres_server).update_query_dict({"options": f"-csearch_path={name}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()

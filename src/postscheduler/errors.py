@@ -4,8 +4,13 @@ Every error the tool raises on purpose derives from :class:`PostschedulerError`;
 line turns any of them into one readable line and a non-zero exit, never a traceback::
 
     PostschedulerError
-    └── ConfigError            a campaign file (or a file it names) is unusable
-        └── CampaignInvalid    the file was read, and one or more problems were found in it
+    ├── ConfigError              a campaign file (or a file it names) is unusable
+    │   └── CampaignInvalid      the file was read, and one or more problems were found in it
+    └── StoreError               the store cannot do what was asked
+        ├── StoreUnavailable     the database cannot be reached, opened or written
+        ├── SchemaMismatch       the database's schema is older or newer than this code
+        ├── UnknownPublication   no publication (or campaign, account) has that name
+        └── TransitionRefused    the state machine does not allow that change
 
 Later branches (store, publishing) join this tree in this module, so that code above an
 adapter never needs to import a library's own exceptions.
@@ -46,3 +51,23 @@ class CampaignInvalid(ConfigError):
         """Every problem as one line, errors before warnings, in file order within each."""
         ordered = sorted(self.problems, key=lambda p: (p.severity != "error", p.line or 0))
         return [p.render(self.path) for p in ordered]
+
+
+class StoreError(PostschedulerError):
+    """The store cannot do what was asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, opened or written; the message says what to do."""
+
+
+class SchemaMismatch(StoreError):
+    """The database's schema revision does not match this version of postscheduler."""
+
+
+class UnknownPublication(StoreError):
+    """No publication, campaign or account has the name given."""
+
+
+class TransitionRefused(StoreError):
+    """A change of state that the state machine does not allow; nothing was changed."""

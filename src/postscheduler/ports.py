@@ -1,0 +1,220 @@
+"""The boundaries of postscheduler: what the core asks of the outside world.
+
+Adapters implement these Protocols — the store (in memory, SQLite, PostgreSQL), and later
+the publisher and the notifier. One contract-test suite runs against every store
+(``tests/contract``), so that they behave alike.
+
+Records crossing the boundary are frozen dataclasses; every time is UTC-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from postscheduler.domain.plan import PlannedPublication
+from postscheduler.domain.states import State
+from postscheduler.domain.sync import SyncPlan
+
+
+class Clock(Protocol):
+    """Where "now" comes from: the system clock in production, a fake one in tests."""
+
+    def now(self) -> datetime:
+        """The current instant, UTC-aware."""
+        ...
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    """A campaign as the store keeps it (from its file's ``[campaign]`` table)."""
+
+    id: str
+    name: str
+    timezone: str
+    window_start: datetime
+    window_end: datetime
+    misfire_policy: str
+    misfire_grace: timedelta
+    path: str
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An account of a campaign. ``token_source`` says where the token is read, never what
+    it is (``env:ALBA_TOKEN``)."""
+
+    campaign: str
+    name: str
+    instance: str
+    software: str
+    token_source: str
+    paused: bool = False
+    held_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """One reading of a campaign file, accepted or refused."""
+
+    path: str
+    sha256: str
+    at: datetime
+    campaign: str | None = None
+    accepted: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PublicationRecord:
+    """A stored publication: what to send, when, and where it stands."""
+
+    key: str
+    campaign: str
+    post: str
+    occurrence: str | None
+    account: str
+    part: int
+    parts: int
+    scheduled_at: datetime
+    text: str
+    spoiler_text: str
+    visibility: str
+    language: str
+    sensitive: bool
+    media: tuple[dict[str, Any], ...]
+    reply_to: str | None
+    content_hash: str
+    state: State
+    attempt: int = 0
+    next_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    published_at: datetime | None = None
+    last_error: str | None = None
+    cause: str | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def due_at(self) -> datetime:
+        """When it should next be tried: its retry time, else its scheduled time."""
+        return self.next_attempt_at or self.scheduled_at
+
+
+@dataclass(frozen=True)
+class TransitionRecord:
+    """One line of a publication's history."""
+
+    at: datetime
+    from_state: State | None
+    to_state: State
+    cause: str
+    attempt: int
+    actor: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """Counts by state for one account of one campaign, with what comes next."""
+
+    campaign: str
+    account: str
+    counts: dict[State, int] = field(default_factory=dict)
+    next_due: datetime | None = None
+    last_error: str | None = None
+    paused: bool = False
+    held_reason: str | None = None
+
+
+class Store(Protocol):
+    """The single source of truth: publications, their states and history.
+
+    Contracts every implementation keeps (see ``tests/contract``):
+
+    - ``sync`` applies :func:`postscheduler.domain.sync.diff` in one transaction, records
+      the file version and a history line for every publication it inserts, changes,
+      revives or cancels; with ``dry_run`` it writes nothing and returns the same plan.
+    - Every change of state is checked by
+      :func:`postscheduler.domain.states.check_transition` and written with a history line
+      (from, to, when, cause, attempt, actor) in the same transaction; an illegal one
+      raises :class:`postscheduler.errors.TransitionRefused` and changes nothing.
+    - ``publications`` lists in due order (retry time, else scheduled time), then key.
+    - Unknown keys raise :class:`postscheduler.errors.UnknownPublication`.
+    """
+
+    def sync(
+        self,
+        campaign: CampaignRecord,
+        accounts: Sequence[AccountRecord],
+        planned: Sequence[PlannedPublication],
+        version: FileVersion,
+        *,
+        dry_run: bool = False,
+    ) -> SyncPlan:
+        """Make the stored campaign match its file's plan (see the module contract)."""
+        ...
+
+    def record_file_version(self, version: FileVersion) -> None:
+        """Remember a reading of a campaign file — most useful for a refused one."""
+        ...
+
+    def file_versions(self, campaign: str | None = None) -> list[FileVersion]:
+        """The readings of campaign files, newest first."""
+        ...
+
+    def campaigns(self) -> list[CampaignRecord]:
+        """Every stored campaign, by id."""
+        ...
+
+    def accounts(self, campaign: str | None = None) -> list[AccountRecord]:
+        """The accounts of one campaign, or of all, by campaign then name."""
+        ...
+
+    def get(self, key: str) -> PublicationRecord:
+        """The publication with ``key``."""
+        ...
+
+    def history(self, key: str) -> list[TransitionRecord]:
+        """Every change of state of ``key``, oldest first."""
+        ...
+
+    def publications(
+        self,
+        *,
+        state: State | None = None,
+        account: str | None = None,
+        campaign: str | None = None,
+        post: str | None = None,
+        limit: int | None = None,
+    ) -> list[PublicationRecord]:
+        """Publications matching every filter given, in due order."""
+        ...
+
+    def status(self, campaign: str | None = None) -> list[StatusRow]:
+        """Counts by state per campaign and account, next due time, last error."""
+        ...
+
+    def transition(
+        self,
+        key: str,
+        to: State,
+        *,
+        now: datetime,
+        cause: str,
+        actor: str,
+        detail: str | None = None,
+    ) -> PublicationRecord:
+        """Move ``key`` to ``to`` (cancel, retry by hand…), with its history line."""
+        ...
+
+    def set_paused(
+        self, campaign: str, account: str | None, paused: bool, *, now: datetime
+    ) -> None:
+        """Pause or resume a campaign (``account`` None) or one of its accounts."""
+        ...

@@ -1,0 +1,1 @@
+"""Stores: the SQL store (SQLite, PostgreSQL) and its in-memory twin."""

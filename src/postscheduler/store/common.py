@@ -1,0 +1,130 @@
+"""What every store shares: turning a planned publication into a stored one, the history
+line of a sync, and the campaign's records built from its file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from postscheduler.domain.campaign import CampaignFile
+from postscheduler.domain.plan import MediaFile, PlannedPublication
+from postscheduler.domain.states import State
+from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, PublicationRecord
+
+#: Who made a change, in the history: sync, the command line, or a worker's id.
+SYNC_ACTOR = "sync"
+CLI_ACTOR = "cli"
+
+ADDED = "added from the campaign file"
+CHANGED = "changed in the campaign file"
+REVIVED = "back in the campaign file"
+
+
+def media_json(media: Sequence[MediaFile]) -> tuple[dict[str, Any], ...]:
+    """Media as stored: what the publisher needs to upload them again."""
+    return tuple(
+        {
+            "path": m.path,
+            "alt": m.alt,
+            "mime": m.mime,
+            "size": m.size,
+            "sha256": m.sha256,
+            "focus": list(m.focus) if m.focus is not None else None,
+        }
+        for m in media
+    )
+
+
+def new_record(planned: PlannedPublication, now: datetime) -> PublicationRecord:
+    """A publication as stored when first planned: scheduled, never tried."""
+    return PublicationRecord(
+        key=planned.key,
+        campaign=planned.campaign,
+        post=planned.post,
+        occurrence=planned.occurrence,
+        account=planned.account,
+        part=planned.part,
+        parts=planned.parts,
+        scheduled_at=planned.scheduled_at,
+        text=planned.text,
+        spoiler_text=planned.spoiler_text,
+        visibility=planned.visibility.value,
+        language=planned.language,
+        sensitive=planned.sensitive,
+        media=media_json(planned.media),
+        reply_to=planned.reply_to,
+        content_hash=planned.content_hash,
+        state=State.SCHEDULED,
+        cause=ADDED,
+        updated_at=now,
+    )
+
+
+def content_fields(planned: PlannedPublication) -> dict[str, Any]:
+    """The fields a sync rewrites when a pending publication's content or time changes."""
+    return {
+        "post": planned.post,
+        "occurrence": planned.occurrence,
+        "part": planned.part,
+        "parts": planned.parts,
+        "scheduled_at": planned.scheduled_at,
+        "text": planned.text,
+        "spoiler_text": planned.spoiler_text,
+        "visibility": planned.visibility.value,
+        "language": planned.language,
+        "sensitive": planned.sensitive,
+        "media": media_json(planned.media),
+        "reply_to": planned.reply_to,
+        "content_hash": planned.content_hash,
+    }
+
+
+def updated(record: PublicationRecord, **changes: Any) -> PublicationRecord:
+    """``record`` with ``changes`` applied."""
+    return dataclasses.replace(record, **changes)
+
+
+def campaign_records(
+    file: CampaignFile, path: str, window: tuple[datetime, datetime]
+) -> tuple[CampaignRecord, list[AccountRecord]]:
+    """The campaign and account records a sync writes, from a validated file."""
+    settings = file.campaign
+    campaign = CampaignRecord(
+        id=settings.id,
+        name=settings.name,
+        timezone=settings.timezone,
+        window_start=window[0],
+        window_end=window[1],
+        misfire_policy=settings.misfire.policy.value,
+        misfire_grace=settings.misfire.grace,
+        path=path,
+    )
+    accounts = [
+        AccountRecord(
+            campaign=settings.id,
+            name=name,
+            instance=account.instance,
+            software=account.software.value,
+            token_source=_token_source(
+                account.token.env, account.token.file, account.token.credential
+            ),
+        )
+        for name, account in file.accounts.items()
+    ]
+    return campaign, accounts
+
+
+def _token_source(env: str | None, file: str | None, credential: str | None) -> str:
+    if env:
+        return f"env:{env}"
+    if file:
+        return f"file:{file}"
+    return f"credential:{credential}"
+
+
+def file_version(path: str, source: bytes, at: datetime, **fields: Any) -> FileVersion:
+    """A reading of a campaign file, named by the SHA-256 of its bytes."""
+    return FileVersion(path=path, sha256=hashlib.sha256(source).hexdigest(), at=at, **fields)

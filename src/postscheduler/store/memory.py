@@ -1,0 +1,320 @@
+"""The in-memory store: the SQL store's twin for unit tests and rehearsals.
+
+Same contract as :class:`postscheduler.store.sql.SqlStore` (``tests/contract`` runs one suite
+against both); a lock makes each method one atomic step, as a transaction would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from postscheduler.domain.plan import PlannedPublication
+from postscheduler.domain.states import IllegalTransition, State, check_transition
+from postscheduler.domain.sync import REMOVED_FROM_FILE, Stored, SyncPlan, diff
+from postscheduler.errors import TransitionRefused, UnknownPublication
+from postscheduler.ports import (
+    AccountRecord,
+    CampaignRecord,
+    FileVersion,
+    PublicationRecord,
+    StatusRow,
+    TransitionRecord,
+)
+from postscheduler.store.common import (
+    CHANGED,
+    REVIVED,
+    SYNC_ACTOR,
+    content_fields,
+    new_record,
+    updated,
+)
+
+
+class MemoryStore:
+    """A store that keeps everything in dictionaries, for one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._campaigns: dict[str, CampaignRecord] = {}
+        self._accounts: dict[tuple[str, str], AccountRecord] = {}
+        self._publications: dict[str, PublicationRecord] = {}
+        self._history: dict[str, list[TransitionRecord]] = defaultdict(list)
+        self._versions: list[FileVersion] = []
+
+    # -- sync -----------------------------------------------------------------------------
+
+    def sync(
+        self,
+        campaign: CampaignRecord,
+        accounts: Sequence[AccountRecord],
+        planned: Sequence[PlannedPublication],
+        version: FileVersion,
+        *,
+        dry_run: bool = False,
+    ) -> SyncPlan:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            stored = {
+                key: Stored(key, r.state, r.content_hash, r.scheduled_at, r.cause, r.published_at)
+                for key, r in self._publications.items()
+                if r.campaign == campaign.id
+            }
+            plan = diff(planned, stored)
+            if dry_run:
+                return plan
+            now = version.at
+            previous = self._campaigns.get(campaign.id)
+            self._campaigns[campaign.id] = (
+                campaign if previous is None else updated_campaign(campaign, previous)
+            )
+            for account in accounts:
+                old = self._accounts.get((account.campaign, account.name))
+                self._accounts[(account.campaign, account.name)] = (
+                    account
+                    if old is None
+                    else replace(account, paused=old.paused, held_reason=old.held_reason)
+                )
+            for publication in plan.added:
+                record = new_record(publication, now)
+                self._publications[record.key] = record
+                self._log(record.key, None, State.SCHEDULED, now, record.cause or "", attempt=0)
+            for publication in plan.changed:
+                current = self._publications[publication.key]
+                self._publications[publication.key] = updated(
+                    current, **content_fields(publication), updated_at=now
+                )
+                self._log(
+                    publication.key,
+                    current.state,
+                    current.state,
+                    now,
+                    CHANGED,
+                    attempt=current.attempt,
+                )
+            for publication in plan.revived:
+                current = self._publications[publication.key]
+                self._publications[publication.key] = updated(
+                    current,
+                    **content_fields(publication),
+                    state=State.SCHEDULED,
+                    cause=REVIVED,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+                self._log(
+                    publication.key,
+                    current.state,
+                    State.SCHEDULED,
+                    now,
+                    REVIVED,
+                    attempt=current.attempt,
+                )
+            for gone in plan.cancelled:
+                current = self._publications[gone.key]
+                self._publications[gone.key] = updated(
+                    current, state=State.CANCELLED, cause=REMOVED_FROM_FILE, updated_at=now
+                )
+                self._log(
+                    gone.key,
+                    current.state,
+                    State.CANCELLED,
+                    now,
+                    REMOVED_FROM_FILE,
+                    attempt=current.attempt,
+                )
+            self._versions.append(version)
+            return plan
+
+    def record_file_version(self, version: FileVersion) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            self._versions.append(version)
+
+    def file_versions(self, campaign: str | None = None) -> list[FileVersion]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            found = [v for v in self._versions if campaign is None or v.campaign == campaign]
+            return sorted(found, key=lambda v: v.at, reverse=True)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def campaigns(self) -> list[CampaignRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            return [self._campaigns[k] for k in sorted(self._campaigns)]
+
+    def accounts(self, campaign: str | None = None) -> list[AccountRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            return [
+                self._accounts[k]
+                for k in sorted(self._accounts)
+                if campaign is None or k[0] == campaign
+            ]
+
+    def get(self, key: str) -> PublicationRecord:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            try:
+                return self._publications[key]
+            except KeyError:
+                raise UnknownPublication(f"no publication {key!r}") from None
+
+    def history(self, key: str) -> list[TransitionRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            self.get(key)
+            return list(self._history[key])
+
+    def publications(
+        self,
+        *,
+        state: State | None = None,
+        account: str | None = None,
+        campaign: str | None = None,
+        post: str | None = None,
+        limit: int | None = None,
+    ) -> list[PublicationRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            found = [
+                r
+                for r in self._publications.values()
+                if (state is None or r.state is state)
+                and (account is None or r.account == account)
+                and (campaign is None or r.campaign == campaign)
+                and (post is None or r.post == post)
+            ]
+        found.sort(key=lambda r: (r.due_at, r.key))
+        return found if limit is None else found[:limit]
+
+    def status(self, campaign: str | None = None) -> list[StatusRow]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            rows: dict[tuple[str, str], StatusRow] = {}
+            for (campaign_id, name), account in sorted(self._accounts.items()):
+                if campaign is not None and campaign_id != campaign:
+                    continue
+                paused = account.paused or self._campaigns[campaign_id].paused
+                rows[(campaign_id, name)] = StatusRow(
+                    campaign_id, name, {}, None, None, paused, account.held_reason
+                )
+            latest_error: dict[tuple[str, str], tuple[datetime, str]] = {}
+            for record in self._publications.values():
+                row = rows.get((record.campaign, record.account))
+                if row is None:
+                    continue
+                row.counts[record.state] = row.counts.get(record.state, 0) + 1
+                if record.state in (State.SCHEDULED, State.RETRYING) and (
+                    row.next_due is None or record.due_at < row.next_due
+                ):
+                    rows[(record.campaign, record.account)] = row = StatusRow(
+                        row.campaign,
+                        row.account,
+                        row.counts,
+                        record.due_at,
+                        row.last_error,
+                        row.paused,
+                        row.held_reason,
+                    )
+                if record.last_error and record.updated_at is not None:
+                    best = latest_error.get((record.campaign, record.account))
+                    if best is None or record.updated_at > best[0]:
+                        latest_error[(record.campaign, record.account)] = (
+                            record.updated_at,
+                            record.last_error,
+                        )
+            return [
+                StatusRow(
+                    row.campaign,
+                    row.account,
+                    row.counts,
+                    row.next_due,
+                    latest_error.get(k, (None, None))[1],
+                    row.paused,
+                    row.held_reason,
+                )
+                for k, row in rows.items()
+            ]
+
+    # -- changing -------------------------------------------------------------------------
+
+    def transition(
+        self,
+        key: str,
+        to: State,
+        *,
+        now: datetime,
+        cause: str,
+        actor: str,
+        detail: str | None = None,
+    ) -> PublicationRecord:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            current = self.get(key)
+            try:
+                check_transition(key, current.state, to)
+            except IllegalTransition as error:
+                raise TransitionRefused(str(error)) from None
+            changes: dict[str, object] = {"state": to, "cause": cause, "updated_at": now}
+            if to is State.SCHEDULED:
+                changes["next_attempt_at"] = None
+            record = updated(current, **changes)
+            self._publications[key] = record
+            self._log(
+                key,
+                current.state,
+                to,
+                now,
+                cause,
+                attempt=current.attempt,
+                actor=actor,
+                detail=detail,
+            )
+            return record
+
+    def set_paused(
+        self, campaign: str, account: str | None, paused: bool, *, now: datetime
+    ) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            if campaign not in self._campaigns:
+                raise UnknownPublication(f"no campaign {campaign!r}")
+            if account is None:
+                self._campaigns[campaign] = replace(self._campaigns[campaign], paused=paused)
+                return
+            if (campaign, account) not in self._accounts:
+                raise UnknownPublication(f"no account {account!r} in campaign {campaign!r}")
+            old = self._accounts[(campaign, account)]
+            self._accounts[(campaign, account)] = AccountRecord(
+                **{
+                    **old.__dict__,
+                    "paused": paused,
+                    "held_reason": None if not paused else old.held_reason,
+                }
+            )
+
+    def _log(
+        self,
+        key: str,
+        before: State | None,
+        after: State,
+        at: datetime,
+        cause: str,
+        *,
+        attempt: int,
+        actor: str = SYNC_ACTOR,
+        detail: str | None = None,
+    ) -> None:
+        self._history[key].append(
+            TransitionRecord(at, before, after, cause, attempt, actor, detail)
+        )
+
+
+def updated_campaign(new: CampaignRecord, old: CampaignRecord) -> CampaignRecord:
+    """The file's new description of a campaign, keeping what only the store knows."""
+    return replace(new, paused=old.paused)
