@@ -23,8 +23,8 @@ check-example: $(STAMP)
 
 ## The whole test suite: lint, strict typing on src/, then every test.
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
