@@ -86,6 +86,11 @@ def check_file(path: str | Path) -> CheckReport:
         return CheckReport(shown, _ordered(error.problems), ())
     except ConfigError as error:
         return CheckReport(shown, (error.problem,), ())
+    return check_loaded(shown, loaded)
+
+
+def check_loaded(shown: str, loaded: LoadedCampaign) -> CheckReport:
+    """Plan a campaign already loaded (``shown`` names its file in messages)."""
     plan = plan_campaign(loaded.campaign, loaded.statement, loaded.media, expand_cron)
     problems = _ordered([*loaded.warnings, *locate(plan.problems, loaded.source)])
     window = (

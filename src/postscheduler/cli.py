@@ -12,6 +12,9 @@ import shutil
 import sys
 from collections.abc import Sequence
 
+from postscheduler.cli_db import add_db_commands
+from postscheduler.cli_queue import add_queue_commands
+
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_USAGE = 2
@@ -54,6 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_check)
 
+    sync = commands.add_parser(
+        "sync",
+        help="apply a campaign file to the store: add, change and cancel publications",
+        description=(
+            "Check and plan a campaign file, then apply the difference to the store in one "
+            "transaction: new publications added, changed ones updated, removed ones "
+            "cancelled. Published history is never rewritten. A file with errors changes "
+            "nothing and is recorded as refused."
+        ),
+    )
+    sync.add_argument("campaign", metavar="CAMPAIGN.toml", help="the campaign file")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show what would change, write nothing"
+    )
+    sync.add_argument("--json", action="store_true", help="print a JSON document")
+    sync.add_argument(
+        "--force",
+        action="store_true",
+        help="plan the file again even if nothing it depends on changed since the last sync",
+    )
+    add_db_option(sync)
+    sync.set_defaults(handler=_sync)
+
+    add_queue_commands(commands)
+    add_db_commands(commands)
+
     statement = commands.add_parser(
         "statement",
         help="number the paragraphs and sentences of a statement, to write excerpts",
@@ -89,6 +118,57 @@ def _check(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(summary_line(report), file=sys.stderr)
     return EXIT_PROBLEM if failed else EXIT_OK
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """``--db URL``: which database (default: POSTSCHEDULER_DATABASE_URL, else the state dir)."""
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="database URL (default: $POSTSCHEDULER_DATABASE_URL, else a SQLite file in the "
+        "state directory)",
+    )
+
+
+def _sync(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
+    from postscheduler.ports import Store  # noqa: PLC0415
+    from postscheduler.store.database import resolve_url, sqlite_path  # noqa: PLC0415
+    from postscheduler.store.memory import MemoryStore  # noqa: PLC0415
+    from postscheduler.store.opening import open_store  # noqa: PLC0415
+    from postscheduler.syncing import sync_file  # noqa: PLC0415
+
+    store: Store
+    path = sqlite_path(resolve_url(args.db))
+    if args.dry_run and path is not None and not path.exists():
+        store = MemoryStore()  # nothing stored yet: a dry run compares with an empty store
+    else:
+        store = open_store(args.db, upgrade=not args.dry_run)
+    try:
+        outcome = sync_file(
+            store, args.campaign, datetime.now(UTC), dry_run=args.dry_run, force=args.force
+        )
+    except CampaignInvalid as error:
+        if args.json:
+            print(json.dumps({"ok": False, "file": args.campaign, "errors": error.lines()}))
+        else:
+            for line in error.lines():
+                print(line, file=sys.stderr)
+            print(f"{args.campaign}: refused, nothing changed", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        print(json.dumps({"ok": True, **outcome.as_json()}, ensure_ascii=False))
+        return EXIT_OK
+    for refusal in outcome.plan.refused:
+        print(f"{refusal.key}: {refusal.reason}", file=sys.stderr)
+    for warning in outcome.warnings:
+        print(warning, file=sys.stderr)
+    print(outcome.summary())
+    return EXIT_OK
 
 
 def _statement(args: argparse.Namespace) -> int:

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from postscheduler.domain.plan import PlannedPublication
 from postscheduler.domain.states import State
 from postscheduler.domain.sync import SyncPlan
+
+if TYPE_CHECKING:
+    from postscheduler.domain.plan import PlannedPublication
 
 
 class Clock(Protocol):

@@ -30,6 +30,27 @@ def publication_key(
 
 
 def content_hash(content: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of ``content`` in canonical JSON: equal content, equal hash."""
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """SHA-256 (hex) of ``content`` in a canonical form: equal content, equal hash.
+
+    Keys in sorted order; a text value as its length and itself (so no separator can be
+    forged by the text); None, booleans and empty lists by a tag; anything else as
+    canonical JSON.
+    """
+    parts: list[str] = []
+    for name in sorted(content):
+        parts.append(f"{len(name)}:{name}=")
+        parts.append(_encode(content[name]))
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, str):
+        return f"s{len(value)}:{value};"
+    if value is None:
+        return "n;"
+    if isinstance(value, bool):
+        return "t;" if value else "f;"
+    if not value and isinstance(value, list | tuple):
+        return "l0;"
+    canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return f"j{len(canonical)}:{canonical};"

@@ -137,6 +137,10 @@ class _Planner:
         }
         self.problems: list[Problem] = []
         self.where_by_id: dict[str, str] = {}
+        # Accounts whose servers count alike get the same parts: compose once for them all.
+        self.composed: dict[
+            tuple[str, tuple[str, ...], str, CountingRules, bool], list[tuple[str, int]]
+        ] = {}
 
     def problem(self, where: str, message: str, severity: Severity = "error") -> None:
         self.problems.append(Problem(where=where, message=message, severity=severity))
@@ -246,19 +250,19 @@ class _Planner:
                 )
                 ok = False
             rules = self.rules[name]
-            try:
-                parts = compose(
-                    body,
-                    item.hashtags,
-                    content.spoiler_text,
-                    rules,
-                    allow_thread=content.on_too_long == "thread",
-                )
-            except ComposeError as error:
-                self.problem(item.where, f"for account {name}: {error}")
-                ok = False
-                continue
-            item.parts[name] = [(p.text, p.characters) for p in parts]
+            allow_thread = content.on_too_long == "thread"
+            memo = (body, item.hashtags, content.spoiler_text, rules, allow_thread)
+            if memo not in self.composed:
+                try:
+                    parts = compose(
+                        body, item.hashtags, content.spoiler_text, rules, allow_thread=allow_thread
+                    )
+                except ComposeError as error:
+                    self.problem(item.where, f"for account {name}: {error}")
+                    ok = False
+                    continue
+                self.composed[memo] = [(p.text, p.characters) for p in parts]
+            item.parts[name] = self.composed[memo]
         return ok
 
     def visibility(self, item: _Item) -> tuple[Visibility, Visibility] | None:
@@ -393,25 +397,24 @@ class _Planner:
                         "warning",
                     )
 
-    def duplicate_warnings(self, publications: Sequence[PlannedPublication]) -> None:
-        by_text: dict[tuple[str, str], set[str]] = defaultdict(set)
-        where: dict[tuple[str, str], PlannedPublication] = {}
+    def duplicate_warnings(self, items: Sequence[_Item]) -> None:
+        """Warn when one post sends the same text to several accounts of one server."""
         hosts = {name: account.host for name, account in self.file.accounts.items()}
-        for p in publications:
-            host = hosts[p.account]
-            by_text[(host, p.text)].add(p.account)
-            where.setdefault((host, p.text), p)
-        reported: set[str] = set()
-        for (host, _text), accounts in by_text.items():
-            first = where[(host, _text)]
-            if len(accounts) > 1 and first.post not in reported:
-                reported.add(first.post)
-                self.problem(
-                    self.where_by_id.get(first.post, ""),
-                    f"the same text goes to {len(accounts)} accounts on {host} "
-                    f"({', '.join(sorted(accounts))}): moderators may take it for spam",
-                    "warning",
-                )
+        for item in items:
+            if isinstance(item.content, Series):
+                continue
+            by_text: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for name, parts in item.parts.items():
+                by_text[(hosts[name], parts[0][0])].append(name)
+            for (host, _text), accounts in by_text.items():
+                if len(accounts) > 1:
+                    self.problem(
+                        item.where,
+                        f"the same text goes to {len(accounts)} accounts on {host} "
+                        f"({', '.join(sorted(accounts))}): moderators may take it for spam",
+                        "warning",
+                    )
+                    break
 
     # -- all together -------------------------------------------------------------------
 
@@ -435,7 +438,7 @@ class _Planner:
         if not self.problems or all(p.severity == "warning" for p in self.problems):
             explicit = self.explicit_ids()
             self.spacing_warnings(p for p in publications if p.part == 1 and p.post in explicit)
-            self.duplicate_warnings([p for p in publications if p.occurrence is None])
+            self.duplicate_warnings(composed)
         return Plan(start, end, tuple(publications), tuple(self.problems))
 
     def schedule(

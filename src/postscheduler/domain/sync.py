@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from postscheduler.domain.plan import PlannedPublication
 from postscheduler.domain.states import IN_FLIGHT, PENDING, State
+
+if TYPE_CHECKING:
+    from postscheduler.domain.plan import PlannedPublication
 
 #: The cause recorded when a post leaves the campaign file; only these come back by sync.
 REMOVED_FROM_FILE = "removed from the campaign file"

@@ -7,12 +7,14 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from postscheduler.domain.campaign import CampaignFile
-from postscheduler.domain.plan import MediaFile, PlannedPublication
 from postscheduler.domain.states import State
 from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, PublicationRecord
+
+if TYPE_CHECKING:
+    from postscheduler.domain.campaign import CampaignFile
+    from postscheduler.domain.plan import MediaFile, PlannedPublication
 
 #: Who made a change, in the history: sync, the command line, or a worker's id.
 SYNC_ACTOR = "sync"

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from postscheduler.domain.plan import PlannedPublication
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Stored, SyncPlan, diff
 from postscheduler.errors import TransitionRefused, UnknownPublication
@@ -32,6 +32,9 @@ from postscheduler.store.common import (
     new_record,
     updated,
 )
+
+if TYPE_CHECKING:
+    from postscheduler.domain.plan import PlannedPublication
 
 
 class MemoryStore:

@@ -7,14 +7,30 @@ waits on the network. A sync of 100,000 publications is a handful of bulk statem
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Boolean,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 
-from postscheduler.domain.plan import PlannedPublication
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Refusal, Stored, SyncPlan, diff
 from postscheduler.errors import StoreUnavailable, TransitionRefused, UnknownPublication
@@ -39,7 +55,11 @@ from postscheduler.store.schema import (
     FILE_VERSIONS,
     PUBLICATIONS,
     TRANSITIONS,
+    UTCDateTime,
 )
+
+if TYPE_CHECKING:
+    from postscheduler.domain.plan import PlannedPublication
 
 P = PUBLICATIONS
 T = TRANSITIONS
@@ -109,7 +129,7 @@ class SqlStore:
         now_states: dict[str, State] = {}
         for chunk in _chunks(keys, BATCH):
             for key, state in db.execute(
-                select(P.c.key, P.c.state).where(P.c.key.in_(chunk)).with_for_update()
+                select(P.c.key, P.c.state).where(_key_in(db, chunk)).with_for_update()
             ):
                 now_states[key] = State(state)
         moved = {k for k in keys if now_states.get(k) is not stored[k].state}
@@ -164,25 +184,32 @@ class SqlStore:
                 )
 
     def _insert(self, db: Connection, added: Sequence[PlannedPublication], now: datetime) -> None:
-        for chunk in _chunks(added, BATCH):
-            rows = [_row(p, now) for p in chunk]
-            ids = db.execute(insert(P).returning(P.c.id, P.c.key), rows).all()
-            db.execute(
-                insert(T),
-                [
-                    {
-                        "publication_id": publication_id,
-                        "at": now,
-                        "from_state": None,
-                        "to_state": State.SCHEDULED.value,
-                        "cause": ADDED,
-                        "attempt": 0,
-                        "actor": SYNC_ACTOR,
-                        "detail": None,
-                    }
-                    for publication_id, _key in ids
-                ],
+        if not added:
+            return
+        _bulk_insert(db, P, [_row(p, now) for p in added])
+        ids: dict[str, int] = {}
+        for chunk in _chunks([p.key for p in added], BATCH):
+            ids.update(
+                (key, ident)
+                for ident, key in db.execute(select(P.c.id, P.c.key).where(P.c.key.in_(chunk)))
             )
+        _bulk_insert(
+            db,
+            T,
+            [
+                {
+                    "publication_id": ids[p.key],
+                    "at": now,
+                    "from_state": None,
+                    "to_state": State.SCHEDULED.value,
+                    "cause": ADDED,
+                    "attempt": 0,
+                    "actor": SYNC_ACTOR,
+                    "detail": None,
+                }
+                for p in added
+            ],
+        )
 
     def _rewrite(
         self,
@@ -242,7 +269,7 @@ class SqlStore:
     ) -> None:
         """One history line per key: from → to state (equal for a change of content)."""
         found = db.execute(
-            select(P.c.id, P.c.key, P.c.attempt).where(P.c.key.in_(list(moves)))
+            select(P.c.id, P.c.key, P.c.attempt).where(_key_in(db, list(moves)))
         ).all()
         db.execute(
             insert(T),
@@ -550,6 +577,112 @@ def _explain(error: OperationalError) -> str:
     if "readonly" in first or "read-only" in first:
         return "the database is read-only: fix its permissions (the file and its folder)"
     return f"the database cannot be used: {first}"
+
+
+def _key_in(db: Connection, keys: Sequence[str]) -> Any:
+    """``key IN (…)``; on PostgreSQL as ``key = ANY(array)``, one parameter, not thousands."""
+    if db.dialect.name == "postgresql":
+        return P.c.key == any_(bindparam("keys", value=list(keys), type_=ARRAY(String)))
+    return P.c.key.in_(keys)
+
+
+def _bulk_insert(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows at once.
+
+    On SQLite the rows go straight to the driver's ``executemany`` with values already in
+    SQLAlchemy's storage format (UTC text timestamps, JSON text): for 100,000 publications
+    this is several times faster than per-value bind processing. Elsewhere, Core's
+    executemany (batched multi-row VALUES on psycopg).
+    """
+    if not rows:
+        return
+    if db.dialect.name == "postgresql" and db.dialect.driver == "psycopg":
+        _copy_rows(db, table, rows)
+        return
+    if db.dialect.name != "sqlite":
+        for chunk in _chunks(rows, BATCH):
+            db.execute(insert(table), list(chunk))
+        return
+    columns = list(rows[0])
+    converters = [(i, _sqlite_converter(table.c[name])) for i, name in enumerate(columns)]
+    converters = [(i, c) for i, c in converters if c is not None]
+    values: list[tuple[Any, ...]] = []
+    for row in rows:
+        cells = list(row.values())
+        for index, convert in converters:
+            cells[index] = convert(cells[index])
+        values.append(tuple(cells))
+    # Table and column names come from our own schema, never from input.
+    names, marks = ", ".join(columns), ", ".join("?" for _ in columns)
+    db.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", values)  # noqa: S608
+
+
+def _copy_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY (text format) through psycopg, inside the transaction of ``db``.
+
+    The rows are rendered to COPY's text format here and sent in large blocks: the fastest
+    bulk load PostgreSQL offers, and much faster than psycopg's per-row ``write_row``.
+    """
+    columns = list(rows[0])
+    json_columns = {i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)}
+    names = ", ".join(columns)
+    cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for chunk in _chunks(rows, BATCH):
+                lines = []
+                for row in chunk:
+                    cells = list(row.values())
+                    for index in json_columns:
+                        cells[index] = json.dumps(cells[index])
+                    lines.append("\t".join(_copy_text(value) for value in cells))
+                copy.write("\n".join(lines) + "\n")
+    finally:
+        cursor.close()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(
+                f"naive datetime {value!r} given to the store: times must be UTC-aware"
+            )
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    return str(value)
+
+
+def _sqlite_converter(column: Any) -> Any:
+    """How SQLAlchemy writes a value of ``column`` on SQLite, as a plain function (None when
+    the value goes to the driver as it is)."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return _sqlite_timestamp
+    if isinstance(kind, JSON):
+        return lambda value: None if value is None else (json.dumps(value) if value else "[]")
+    if isinstance(kind, Boolean):
+        return lambda value: None if value is None else int(value)
+    return None
+
+
+@functools.lru_cache(maxsize=65_536)
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite DATETIME text for an aware instant, in UTC (cached: a sync writes
+    the same few instants many times)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given to the store: times must be UTC-aware")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _row(p: PlannedPublication, now: datetime) -> dict[str, Any]:
