@@ -114,7 +114,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_publications_state_due_at", "publications", ["state", "due_at"])
     op.create_index(
-        "ix_publications_campaign_id_account", "publications", ["campaign_id", "account"]
+        "ix_publications_account_state_due_at",
+        "publications",
+        ["campaign_id", "account", "state", "due_at"],
     )
 
     op.create_table(
@@ -168,7 +170,7 @@ def downgrade() -> None:
     op.drop_table("file_versions")
     op.drop_index("ix_transitions_publication_id", table_name="transitions")
     op.drop_table("transitions")
-    op.drop_index("ix_publications_campaign_id_account", table_name="publications")
+    op.drop_index("ix_publications_account_state_due_at", table_name="publications")
     op.drop_index("ix_publications_state_due_at", table_name="publications")
     op.drop_table("publications")
     op.drop_table("accounts")

@@ -10,7 +10,7 @@ import pytest
 from postscheduler.ports import Store
 from postscheduler.store.database import create
 from postscheduler.store.memory import MemoryStore
-from postscheduler.store.schema import Base
+from postscheduler.store.migrate import upgrade
 from postscheduler.store.sql import SqlStore
 
 
@@ -24,8 +24,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     else:
         url = request.getfixturevalue("postgres_schema_url")
+    upgrade(url)  # the schema as the migrations build it, not as the models describe it
     engine = create(url)
-    Base.metadata.create_all(engine)
     try:
         yield SqlStore(engine)
     finally:

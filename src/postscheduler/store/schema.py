@@ -111,7 +111,8 @@ class PublicationRow(Base):
     __table_args__ = (
         ForeignKeyConstraint(["campaign_id", "account"], ["accounts.campaign_id", "accounts.name"]),
         Index("ix_publications_state_due_at", "state", "due_at"),
-        Index("ix_publications_campaign_id_account", "campaign_id", "account"),
+        # Covers status: counts by state and next due time per campaign and account.
+        Index("ix_publications_account_state_due_at", "campaign_id", "account", "state", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -186,19 +187,14 @@ class SqlStore:
     def _insert(self, db: Connection, added: Sequence[PlannedPublication], now: datetime) -> None:
         if not added:
             return
-        _bulk_insert(db, P, [_row(p, now) for p in added])
-        ids: dict[str, int] = {}
-        for chunk in _chunks([p.key for p in added], BATCH):
-            ids.update(
-                (key, ident)
-                for ident, key in db.execute(select(P.c.id, P.c.key).where(P.c.key.in_(chunk)))
-            )
+        ids = _new_ids(db, len(added))
+        _bulk_insert(db, P, [_row(p, now, ident) for p, ident in zip(added, ids, strict=True)])
         _bulk_insert(
             db,
             T,
             [
                 {
-                    "publication_id": ids[p.key],
+                    "publication_id": ident,
                     "at": now,
                     "from_state": None,
                     "to_state": State.SCHEDULED.value,
@@ -207,7 +203,7 @@ class SqlStore:
                     "actor": SYNC_ACTOR,
                     "detail": None,
                 }
-                for p in added
+                for ident in ids
             ],
         )
 
@@ -618,47 +614,38 @@ def _bulk_insert(db: Connection, table: Table, rows: list[dict[str, Any]]) -> No
 
 
 def _copy_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY (text format) through psycopg, inside the transaction of ``db``.
+    """PostgreSQL's binary COPY through psycopg, inside the transaction of ``db``.
 
-    The rows are rendered to COPY's text format here and sent in large blocks: the fastest
-    bulk load PostgreSQL offers, and much faster than psycopg's per-row ``write_row``.
+    psycopg's C adapters render each row: for 100,000 publications this takes a fraction of
+    a second, where INSERT statements (even batched) take several.
     """
     columns = list(rows[0])
     json_columns = {i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)}
+    types = [_PG_COPY_TYPES[type(table.c[name].type).__name__] for name in columns]
     names = ", ".join(columns)
     cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for chunk in _chunks(rows, BATCH):
-                lines = []
-                for row in chunk:
-                    cells = list(row.values())
-                    for index in json_columns:
-                        cells[index] = json.dumps(cells[index])
-                    lines.append("\t".join(_copy_text(value) for value in cells))
-                copy.write("\n".join(lines) + "\n")
+        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                cells = list(row.values())
+                for index in json_columns:
+                    cells[index] = json.dumps(cells[index])
+                copy.write_row(cells)
     finally:
         cursor.close()
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: Any) -> str:
-    """One value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError(
-                f"naive datetime {value!r} given to the store: times must be UTC-aware"
-            )
-        return value.isoformat()
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    return str(value)
+#: PostgreSQL type names of our column types, for a binary COPY.
+_PG_COPY_TYPES = {
+    "String": "varchar",
+    "Text": "text",
+    "UTCDateTime": "timestamptz",
+    "Integer": "int4",
+    "BigInteger": "int8",
+    "Boolean": "bool",
+    "JSON": "json",
+}
 
 
 def _sqlite_converter(column: Any) -> Any:
@@ -685,10 +672,26 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _row(p: PlannedPublication, now: datetime) -> dict[str, Any]:
+def _new_ids(db: Connection, count: int) -> list[int]:
+    """``count`` fresh publication ids, taken before a bulk insert so that no read-back of
+    the new rows is needed for their history lines.
+
+    PostgreSQL: from the column's sequence (safe with concurrent writers). SQLite: after the
+    largest id, safe because the transaction holds the write lock (BEGIN IMMEDIATE).
+    """
+    if db.dialect.name == "postgresql":
+        sequence = "pg_get_serial_sequence('publications', 'id')"
+        query = text(f"SELECT nextval({sequence}) FROM generate_series(1, :n)")  # noqa: S608
+        return [int(value) for value in db.execute(query, {"n": count}).scalars()]
+    largest = db.execute(select(func.max(P.c.id))).scalar() or 0
+    return list(range(largest + 1, largest + 1 + count))
+
+
+def _row(p: PlannedPublication, now: datetime, ident: int) -> dict[str, Any]:
     fields = content_fields(p)
     fields["media"] = list(fields["media"])
     return {
+        "id": ident,
         "key": p.key,
         "campaign_id": p.campaign,
         "account": p.account,
