@@ -167,6 +167,8 @@ def _sync(args: argparse.Namespace) -> int:
         print(f"{refusal.key}: {refusal.reason}", file=sys.stderr)
     for warning in outcome.warnings:
         print(warning, file=sys.stderr)
+    for line in outcome.key_lines():
+        print(line)
     print(outcome.summary())
     return EXIT_OK
 

@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover
 #: The zone's offset is sampled this often over the window for the fingerprint.
 _ZONE_SAMPLE = timedelta(hours=1)
 _MAX_ZONE_SAMPLES = 50_000
+#: How many keys of each group the text report lists.
+KEYS_SHOWN = 20
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,22 @@ class SyncOutcome:
         return (
             f"{self.campaign}: " + ("(dry run, nothing written) " if self.dry_run else "") + parts
         )
+
+    def key_lines(self, most: int = KEYS_SHOWN) -> list[str]:
+        """``added  KEY`` lines for each group that changed, at most ``most`` per group."""
+        plan = self.plan
+        groups = (
+            ("added", [p.key for p in plan.added]),
+            ("changed", [p.key for p in plan.changed]),
+            ("revived", [p.key for p in plan.revived]),
+            ("cancelled", [s.key for s in plan.cancelled]),
+        )
+        lines: list[str] = []
+        for name, keys in groups:
+            lines.extend(f"{name:9s}  {key}" for key in keys[:most])
+            if len(keys) > most:
+                lines.append(f"{name:9s}  … and {len(keys) - most} more (--json lists them all)")
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         """The outcome as ``sync --json`` prints it."""
