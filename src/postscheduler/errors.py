@@ -6,11 +6,20 @@ line turns any of them into one readable line and a non-zero exit, never a trace
     PostschedulerError
     ├── ConfigError              a campaign file (or a file it names) is unusable
     │   └── CampaignInvalid      the file was read, and one or more problems were found in it
-    └── StoreError               the store cannot do what was asked
-        ├── StoreUnavailable     the database cannot be reached, opened or written
-        ├── SchemaMismatch       the database's schema is older or newer than this code
-        ├── UnknownPublication   no publication (or campaign, account) has that name
-        └── TransitionRefused    the state machine does not allow that change
+    ├── StoreError               the store cannot do what was asked
+    │   ├── StoreUnavailable     the database cannot be reached, opened or written
+    │   ├── SchemaMismatch       the database's schema is older or newer than this code
+    │   ├── UnknownPublication   no publication (or campaign, account) has that name
+    │   └── TransitionRefused    the state machine does not allow that change
+    ├── CredentialError          an account's token cannot be read, or is not safe to use
+    └── PublishError             sending to a server did not (certainly) succeed
+        ├── RetryLater           try again later (429, 5xx, network before sending)
+        ├── OutcomeUnknown       the request may have been acted on (timeout after sending)
+        ├── PublishFailed        refused for good (422, 400, a missing reply target)
+        └── AccountUnusable      the account's token is revoked or refused (401, 403)
+
+Publish errors are raised by the publisher adapter, which translates the HTTP library's
+and Mastodon.py's exceptions at the boundary: nothing above it imports them.
 
 Later branches (store, publishing) join this tree in this module, so that code above an
 adapter never needs to import a library's own exceptions.
@@ -19,6 +28,7 @@ adapter never needs to import a library's own exceptions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from postscheduler.domain.problems import Problem
 
@@ -71,3 +81,41 @@ class UnknownPublication(StoreError):
 
 class TransitionRefused(StoreError):
     """A change of state that the state machine does not allow; nothing was changed."""
+
+
+class CredentialError(PostschedulerError):
+    """An account's token cannot be read, or is not safe to use (a file others can read)."""
+
+
+class PublishError(PostschedulerError):
+    """Sending to a server did not (certainly) succeed; ``status`` is the HTTP status if any."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class RetryLater(PublishError):
+    """Worth trying again: rate limited, server error, or no connection before sending.
+
+    ``retry_at`` is when the server said to come back (``X-RateLimit-Reset``,
+    ``Retry-After``), None when it did not say.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_at: datetime | None = None
+    ):
+        super().__init__(message, status=status)
+        self.retry_at = retry_at
+
+
+class OutcomeUnknown(PublishError):
+    """The request was sent and no answer came back: the server may hold the status."""
+
+
+class PublishFailed(PublishError):
+    """The server refused the publication for good; the message is the server's reason."""
+
+
+class AccountUnusable(PublishError):
+    """The account's token was revoked or refused: its publications must wait."""

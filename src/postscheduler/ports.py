@@ -134,6 +134,70 @@ class StatusRow:
     held_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ServerProfile:
+    """What one server is and accepts, from discovery (or the software's defaults).
+
+    ``idempotency_ttl`` is how long the server remembers an ``Idempotency-Key`` (None: it
+    ignores the key, so an uncertain publication must be reconciled before any re-send).
+    """
+
+    instance: str
+    software: str
+    version: str
+    max_characters: int
+    characters_per_url: int
+    max_media: int
+    idempotency_ttl: timedelta | None
+    scheduled_at: bool
+    fetched_at: datetime
+    max_alt_text: int | None = None
+    media_types: tuple[str, ...] = ()
+    image_size_limit: int | None = None
+    video_size_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    """A status the server holds: its id and public URL."""
+
+    remote_id: str
+    url: str | None
+    created_at: datetime | None = None
+
+
+class Publisher(Protocol):
+    """Sends publications to one account's server and says exactly what happened.
+
+    Every method either returns, or raises one of the publish errors of
+    :mod:`postscheduler.errors` — ``RetryLater`` (with ``retry_at`` when the server said),
+    ``OutcomeUnknown`` (the request may have been acted on), ``PublishFailed`` (refused for
+    good), ``AccountUnusable`` (token revoked or refused) — never a library's exception.
+    No method holds a database transaction: callers record the outcome afterwards.
+    """
+
+    def upload_media(self, media: dict[str, Any], path: str) -> str:
+        """Upload one attachment (``media`` as stored, the file at ``path``), wait until the
+        server has processed it (bounded by a deadline), and return its media id."""
+        ...
+
+    def post_status(
+        self,
+        publication: PublicationRecord,
+        *,
+        idempotency_key: str,
+        in_reply_to_id: str | None,
+        media_ids: Sequence[str],
+    ) -> Published:
+        """Post ``publication`` (text, content warning, visibility, language, sensitivity)."""
+        ...
+
+    def find_status(self, publication: PublicationRecord, *, since: datetime) -> Published | None:
+        """Reconcile: the account's status posted since ``since`` whose text is the
+        publication's, if the server has one (compared as text, not HTML)."""
+        ...
+
+
 class Store(Protocol):
     """The single source of truth: publications, their states and history.
 
