@@ -54,3 +54,13 @@ def _encode(value: Any) -> str:
         return "l0;"
     canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return f"j{len(canonical)}:{canonical};"
+
+
+def idempotency_key(key: str, content_hash: str) -> str:
+    """The ``Idempotency-Key`` of a publication: the same for every try of the same content.
+
+    Derived from the publication's key (campaign, post, account, part, occurrence) and its
+    content hash, so a retry — after a crash, a restart, a 5xx — is the same request, and a
+    corrected text is a new one.
+    """
+    return hashlib.sha256(f"{key}\n{content_hash}".encode()).hexdigest()[:48]

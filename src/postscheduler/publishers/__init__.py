@@ -1,0 +1,1 @@
+"""Publishers: the Mastodon.py adapter, server discovery, and the client they share."""
