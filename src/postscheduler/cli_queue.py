@@ -151,9 +151,9 @@ def add_queue_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     retry = command(
         "retry",
         _retry,
-        "schedule a failed or expired publication again",
-        "Put a failed or expired publication back in the queue (scheduled at its time); any "
-        "other state is refused.",
+        "schedule a failed, expired or cancelled publication again",
+        "Put a failed, expired or cancelled publication back in the queue (scheduled at its "
+        "time); any other state is refused.",
     )
     retry.add_argument("key", metavar="KEY", help="the publication's key")
 
@@ -368,7 +368,8 @@ def _cancel(args: argparse.Namespace, session: Session) -> int:
 
 
 def retry_refusal(record: PublicationRecord) -> str | None:
-    """Why ``retry`` refuses ``record``, or None if it may be retried (failed, expired).
+    """Why ``retry`` refuses ``record``, or None if it may be retried (failed, expired,
+    cancelled).
 
     Where the state machine itself forbids the move to scheduled, its own message is
     given; where it allows it for other reasons (a worker releasing a claim, a post coming
@@ -388,14 +389,12 @@ def retry_refusal(record: PublicationRecord) -> str | None:
     except IllegalTransition as error:
         return str(error)
     instead = {
-        State.CANCELLED: "a cancelled publication comes back when its post is back in the "
-        "campaign file",
         State.RETRYING: f"it will be tried again at {iso(record.due_at)}",
         State.CLAIMED: "it is being sent right now",
     }.get(record.state, "")
     return (
-        f"{record.key} is {record.state.value}; retry takes only failed or expired "
-        f"publications" + (f" ({instead})" if instead else "")
+        f"{record.key} is {record.state.value}; retry takes only failed, expired or "
+        f"cancelled publications" + (f" ({instead})" if instead else "")
     )
 
 

@@ -187,22 +187,24 @@ def test_a_missing_database_is_one_clear_line(tmp_path: Path) -> None:
 # -- changing -------------------------------------------------------------------------------
 
 
-def test_cancel_then_retry_of_the_cancelled_one_is_refused(db: str) -> None:
+def test_cancel_then_retry_brings_the_cancelled_one_back(db: str) -> None:
     cancelled = run("cancel", FIRST, "--db", db)
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout == f"cancelled {FIRST} (was scheduled)\n"
-    error = one_error_line(run("retry", FIRST, "--db", db))
-    assert f"{FIRST} is cancelled; retry takes only failed or expired publications" in error
     again = one_error_line(run("cancel", FIRST, "--db", db))
     assert "already cancelled" in again
+    queue = json.loads(run("queue", "--state", "cancelled", "--json", "--db", db).stdout)
+    assert [i["key"] for i in queue] == [FIRST]
+    retried = run("retry", FIRST, "--db", db)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith(f"{FIRST}: cancelled → scheduled")
     shown = json.loads(run("show", FIRST, "--db", db, "--json").stdout)
-    assert shown["state"] == "cancelled"
+    assert shown["state"] == "scheduled"
     assert [(h["to"], h["actor"]) for h in shown["history"]] == [
         ("scheduled", "sync"),
         ("cancelled", "cli"),
+        ("scheduled", "cli"),
     ]
-    queue = json.loads(run("queue", "--state", "cancelled", "--json", "--db", db).stdout)
-    assert [i["key"] for i in queue] == [FIRST]
 
 
 def test_cancel_every_pending_publication_of_a_post(db: str) -> None:

@@ -322,8 +322,10 @@ def test_cancel_an_unknown_post_or_campaign_is_an_error(store: SqlStore) -> None
 # -- retry ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [(State.CLAIMED, State.FAILED), (State.EXPIRED,)])
-def test_retry_puts_a_failed_or_expired_publication_back(
+@pytest.mark.parametrize(
+    "path", [(State.CLAIMED, State.FAILED), (State.EXPIRED,), (State.CANCELLED,)]
+)
+def test_retry_puts_a_failed_expired_or_cancelled_publication_back(
     store: SqlStore, path: tuple[State, ...]
 ) -> None:
     move(store, FIRST, *path)
@@ -345,8 +347,7 @@ def test_retry_puts_a_failed_or_expired_publication_back(
     [
         ((), "is scheduled; it cannot become scheduled (it is already waiting to be sent)"),
         ((State.CLAIMED, State.PUBLISHED), "published history is never rewritten"),
-        ((State.CANCELLED,), "is cancelled; retry takes only failed or expired publications"),
-        ((State.CLAIMED,), "is claimed; retry takes only failed or expired"),
+        ((State.CLAIMED,), "is claimed; retry takes only failed, expired or cancelled"),
         ((State.CLAIMED, State.RETRYING), "will be tried again at"),
         ((State.CLAIMED, State.UNCERTAIN), "is uncertain; it cannot become scheduled"),
     ],

@@ -5,13 +5,15 @@
     scheduled ──claim──▶ claimed ──ok──▶ published
          ▲                 │ retryable ──▶ retrying ──claim──▶ claimed
          │                 │ outcome unknown / lease expired ──▶ uncertain ──▶ claimed (reconcile)
+         │                 │                                       └──▶ published | retrying
          │                 │ permanent ──▶ failed
          │                 └ released (shutdown, account held) ──▶ scheduled
          ├── window closed / grace passed ──▶ expired
          └── removed from the file / cancel ──▶ cancelled
 
-``published`` is final. ``failed`` and ``expired`` go back to ``scheduled`` only by an
-explicit ``retry``; ``cancelled`` only when its post comes back into the campaign file.
+``published`` is final. ``failed``, ``expired`` and ``cancelled`` go back to ``scheduled``
+only by an explicit ``retry`` (or, for a post removed from the file, when it comes back).
+``uncertain`` never ends without being checked on the server: it is claimed to reconcile.
 Every store calls :func:`check_transition` before it writes a change of state.
 """
 
@@ -57,7 +59,9 @@ ALLOWED: dict[State, frozenset[State]] = {
         }
     ),
     State.RETRYING: frozenset({State.CLAIMED, State.CANCELLED, State.EXPIRED, State.SCHEDULED}),
-    State.UNCERTAIN: frozenset({State.CLAIMED, State.PUBLISHED, State.RETRYING, State.EXPIRED}),
+    # Never straight to a final state: it may be on the server; it is checked (claimed
+    # for reconciliation) first, so that no later retry can send it twice.
+    State.UNCERTAIN: frozenset({State.CLAIMED, State.PUBLISHED, State.RETRYING}),
     State.PUBLISHED: frozenset(),
     State.FAILED: frozenset({State.SCHEDULED}),
     State.EXPIRED: frozenset({State.SCHEDULED}),
@@ -71,7 +75,7 @@ IN_FLIGHT = frozenset({State.CLAIMED, State.UNCERTAIN})
 #: States that end a publication (``retry`` and a returning post aside).
 FINAL = frozenset({State.PUBLISHED, State.FAILED, State.EXPIRED, State.CANCELLED})
 #: What ``retry`` accepts.
-RETRYABLE_BY_HAND = frozenset({State.FAILED, State.EXPIRED})
+RETRYABLE_BY_HAND = frozenset({State.FAILED, State.EXPIRED, State.CANCELLED})
 
 _HINTS = {
     (State.PUBLISHED, State.CANCELLED): "it is already on the server; delete it there",

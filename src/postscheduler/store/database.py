@@ -11,6 +11,7 @@ loss (WAL with NORMAL would survive the first only). PostgreSQL uses psycopg 3.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,18 +88,26 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def create(url: str, *, create_directory: bool = True, **options: Any) -> Engine:
+def create(
+    url: str,
+    *,
+    create_directory: bool = True,
+    busy_timeout_ms: int | None = None,
+    **options: Any,
+) -> Engine:
     """An engine for ``url``, with SQLite's pragmas set on every connection.
 
     For a SQLite file, its folder is created when ``create_directory`` (the default state
     directory need not exist yet); a folder that cannot be written is a clear error.
+    ``busy_timeout_ms`` is how long a SQLite writer waits for another before it gives up
+    (default: :data:`BUSY_TIMEOUT_MS`, read when each connection opens; unused for PostgreSQL).
     """
     url = normalise_url(url)
     path = sqlite_path(url)
     if path is not None:
         _prepare_sqlite_folder(path, create_directory)
         engine = create_engine(url, **options)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout_ms))
         # pysqlite's own transaction handling is replaced by explicit BEGINs (see below).
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -126,14 +135,15 @@ def _prepare_sqlite_folder(path: Path, create_directory: bool) -> None:
         )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_ms: int | None, dbapi_connection: Any, _record: Any) -> None:
     # Autocommit at the driver level: transactions are begun explicitly in _sqlite_begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    timeout = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
+    cursor.execute(f"PRAGMA busy_timeout={int(timeout)}")
     cursor.close()
 
 
