@@ -10,8 +10,10 @@ line turns any of them into one readable line and a non-zero exit, never a trace
     │   ├── StoreUnavailable     the database cannot be reached, opened or written
     │   ├── SchemaMismatch       the database's schema is older or newer than this code
     │   ├── UnknownPublication   no publication (or campaign, account) has that name
-    │   └── TransitionRefused    the state machine does not allow that change
+    │   ├── TransitionRefused    the state machine does not allow that change
+    │   └── LeaseLost            a worker's claim was taken from it (its lease expired)
     ├── CredentialError          an account's token cannot be read, or is not safe to use
+    ├── DiscoveryError           a server could not be asked what it is (software, limits)
     └── PublishError             sending to a server did not (certainly) succeed
         ├── RetryLater           try again later (429, 5xx, network before sending)
         ├── OutcomeUnknown       the request may have been acted on (timeout after sending)
@@ -83,6 +85,11 @@ class TransitionRefused(StoreError):
     """A change of state that the state machine does not allow; nothing was changed."""
 
 
+class LeaseLost(StoreError):
+    """The worker no longer holds the claim (its lease expired and it was reaped, or
+    another worker has it): its outcome is not recorded; the reconciler will find it."""
+
+
 class CredentialError(PostschedulerError):
     """An account's token cannot be read, or is not safe to use (a file others can read)."""
 
@@ -119,3 +126,19 @@ class PublishFailed(PublishError):
 
 class AccountUnusable(PublishError):
     """The account's token was revoked or refused: its publications must wait."""
+
+
+class DiscoveryError(PostschedulerError):
+    """The server could not be asked what it is (software, version, limits).
+
+    The message is one line naming the instance and what failed (no connection, a timeout,
+    an answer that is not JSON, no instance endpoint); ``account`` prefixes it when the
+    question was asked for one account of a campaign.
+    """
+
+    def __init__(self, instance: str, what: str, *, account: str | None = None):
+        self.instance = instance
+        self.what = what
+        self.account = account
+        prefix = f"{account}: " if account else ""
+        super().__init__(f"{prefix}cannot ask {instance} what server it is: {what}")

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from postscheduler.domain.plan import PlannedPublication
 
 
+#: The cause of a claim taken from ``uncertain``: check the server before sending again.
+RECONCILE = "claimed to reconcile: it may already be on the server"
+
+
 class Clock(Protocol):
     """Where "now" comes from: the system clock in production, a fake one in tests."""
 
@@ -138,8 +142,13 @@ class StatusRow:
 class ServerProfile:
     """What one server is and accepts, from discovery (or the software's defaults).
 
+    ``software`` is a :class:`postscheduler.domain.software.Software` value, or
+    ``unknown:NAME`` for a server that names itself otherwise in its NodeInfo.
+    ``characters_per_url`` is what one link costs as the server really counts it; 0 means
+    links count at their full length (GoToSocial advertises 25 but does so).
     ``idempotency_ttl`` is how long the server remembers an ``Idempotency-Key`` (None: it
     ignores the key, so an uncertain publication must be reconciled before any re-send).
+    ``scheduled_at`` says whether the server holds a status posted with ``scheduled_at``.
     """
 
     instance: str
@@ -283,4 +292,70 @@ class Store(Protocol):
         self, campaign: str, account: str | None, paused: bool, *, now: datetime
     ) -> None:
         """Pause or resume a campaign (``account`` None) or one of its accounts."""
+        ...
+
+    def save_profile(self, profile: ServerProfile) -> None:
+        """Remember what discovery learnt of ``profile.instance``, replacing what was known
+        of it (one profile per instance; ``fetched_at`` says how old it is)."""
+        ...
+
+    def profile(self, instance: str) -> ServerProfile | None:
+        """The profile last saved for ``instance`` (exactly as saved), None if none was."""
+        ...
+
+    # -- the work queue (the daemon) ----------------------------------------------------
+
+    def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[PublicationRecord]:
+        """Claim up to ``limit`` publications due at ``now``, in one short transaction.
+
+        Due means: ``scheduled``, ``retrying`` or ``uncertain`` with ``due_at <= now``; its
+        campaign and account not paused, the account not held; nothing of that account
+        already claimed (**one in flight per account**); for a thread part, the part it
+        replies to already published (**threads in order**). At most one per account per
+        call, earliest due first. Each becomes ``claimed`` by ``owner`` until
+        ``now + lease``, its attempt counted, with a history line; one claimed from
+        ``uncertain`` has cause :data:`RECONCILE` — it may already be on the server.
+        PostgreSQL: accounts and rows are locked ``FOR UPDATE SKIP LOCKED``, so replicas
+        share the work with no coordinator.
+        """
+        ...
+
+    def record(
+        self,
+        key: str,
+        *,
+        owner: str,
+        to: State,
+        now: datetime,
+        cause: str,
+        detail: str | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        published_at: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+    ) -> PublicationRecord:
+        """Record the outcome of a claim: only while ``owner`` still holds the lease
+        (else :class:`postscheduler.errors.LeaseLost`, and nothing changes). The lease is
+        cleared. A thread part that ends failed or expired takes its later parts with it."""
+        ...
+
+    def keep_media(self, key: str, *, owner: str, media: Sequence[dict[str, Any]]) -> None:
+        """Remember the server's ids of uploaded media (while ``owner`` holds the claim), so
+        that a retry does not upload them again."""
+        ...
+
+    def reap(self, *, now: datetime) -> list[str]:
+        """Claims whose lease expired (their worker died or hung) become ``uncertain``: they
+        may have been sent. Returns their keys."""
+        ...
+
+    def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
+        """Hold an account (its token was refused): nothing of it is claimed until resumed."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant something could be claimed or reaped (None: nothing waits)."""
         ...

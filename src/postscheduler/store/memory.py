@@ -10,17 +10,19 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Stored, SyncPlan, diff
-from postscheduler.errors import TransitionRefused, UnknownPublication
+from postscheduler.errors import LeaseLost, TransitionRefused, UnknownPublication
 from postscheduler.ports import (
+    RECONCILE,
     AccountRecord,
     CampaignRecord,
     FileVersion,
     PublicationRecord,
+    ServerProfile,
     StatusRow,
     TransitionRecord,
 )
@@ -47,6 +49,7 @@ class MemoryStore:
         self._publications: dict[str, PublicationRecord] = {}
         self._history: dict[str, list[TransitionRecord]] = defaultdict(list)
         self._versions: list[FileVersion] = []
+        self._profiles: dict[str, ServerProfile] = {}
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -300,6 +303,219 @@ class MemoryStore:
                     "held_reason": None if not paused else old.held_reason,
                 }
             )
+
+    # -- server profiles ------------------------------------------------------------------
+
+    def save_profile(self, profile: ServerProfile) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        if profile.fetched_at.tzinfo is None or profile.fetched_at.utcoffset() is None:
+            raise ValueError("a server profile's fetched_at must be UTC-aware")
+        with self._lock:
+            self._profiles[profile.instance] = replace(
+                profile, fetched_at=profile.fetched_at.astimezone(UTC)
+            )
+
+    def profile(self, instance: str) -> ServerProfile | None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            return self._profiles.get(instance)
+
+    # -- the work queue -------------------------------------------------------------------
+
+    def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[PublicationRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        claimable = (State.SCHEDULED, State.RETRYING, State.UNCERTAIN)
+        with self._lock:
+            busy = {
+                (r.campaign, r.account)
+                for r in self._publications.values()
+                if r.state is State.CLAIMED
+            }
+            best: dict[tuple[str, str], PublicationRecord] = {}
+            for record in self._publications.values():
+                where = (record.campaign, record.account)
+                if (
+                    record.state not in claimable
+                    or record.due_at > now
+                    or where in busy
+                    or not self._open(*where)
+                    or (
+                        record.reply_to is not None
+                        and self._publications[record.reply_to].state is not State.PUBLISHED
+                    )
+                ):
+                    continue
+                current = best.get(where)
+                if current is None or (record.due_at, record.key) < (current.due_at, current.key):
+                    best[where] = record
+            chosen = sorted(best.values(), key=lambda r: (r.due_at, r.key))[:limit]
+            claimed = []
+            for record in chosen:
+                cause = RECONCILE if record.state is State.UNCERTAIN else "due"
+                new = updated(
+                    record,
+                    state=State.CLAIMED,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease,
+                    attempt=record.attempt + 1,
+                    cause=cause,
+                    updated_at=now,
+                )
+                self._publications[record.key] = new
+                self._log(
+                    record.key,
+                    record.state,
+                    State.CLAIMED,
+                    now,
+                    cause,
+                    attempt=new.attempt,
+                    actor=owner,
+                )
+                claimed.append(new)
+            return claimed
+
+    def _open(self, campaign: str, account: str) -> bool:
+        found = self._accounts.get((campaign, account))
+        return (
+            found is not None
+            and not found.paused
+            and found.held_reason is None
+            and not self._campaigns[campaign].paused
+        )
+
+    def record(
+        self,
+        key: str,
+        *,
+        owner: str,
+        to: State,
+        now: datetime,
+        cause: str,
+        detail: str | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        published_at: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+    ) -> PublicationRecord:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            current = self.get(key)
+            if current.state is not State.CLAIMED or current.lease_owner != owner:
+                raise LeaseLost(
+                    f"{key} is no longer claimed by {owner} (it is {current.state.value})"
+                )
+            try:
+                check_transition(key, current.state, to)
+            except IllegalTransition as error:
+                raise TransitionRefused(str(error)) from None
+            changes: dict[str, object] = {
+                "state": to,
+                "cause": cause,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+                "next_attempt_at": next_attempt_at,
+            }
+            if remote_id is not None:
+                changes.update(
+                    remote_id=remote_id, remote_url=remote_url, published_at=published_at or now
+                )
+            if last_error is not None:
+                changes["last_error"] = last_error
+            record = updated(current, **changes)
+            self._publications[key] = record
+            self._log(
+                key,
+                State.CLAIMED,
+                to,
+                now,
+                cause,
+                attempt=current.attempt,
+                actor=owner,
+                detail=detail,
+            )
+            if to in (State.FAILED, State.EXPIRED):
+                self._end_followers(key, to, now, owner)
+            return record
+
+    def _end_followers(self, key: str, to: State, now: datetime, owner: str) -> None:
+        followers = {r.reply_to: r for r in self._publications.values() if r.reply_to}
+        follower = followers.get(key)
+        while follower is not None and follower.state in (State.SCHEDULED, State.RETRYING):
+            cause = f"the part it replies to is {to.value}"
+            self._publications[follower.key] = updated(
+                follower, state=to, cause=cause, updated_at=now
+            )
+            self._log(
+                follower.key, follower.state, to, now, cause, attempt=follower.attempt, actor=owner
+            )
+            follower = followers.get(follower.key)
+
+    def keep_media(self, key: str, *, owner: str, media: Sequence[dict[str, Any]]) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            current = self.get(key)
+            if current.state is not State.CLAIMED or current.lease_owner != owner:
+                raise LeaseLost(f"{key} is no longer claimed by {owner}")
+            self._publications[key] = updated(current, media=tuple(media))
+
+    def reap(self, *, now: datetime) -> list[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        cause = "lease expired: its worker stopped before recording the outcome"
+        with self._lock:
+            expired = [
+                r
+                for r in self._publications.values()
+                if r.state is State.CLAIMED
+                and r.lease_expires_at is not None
+                and r.lease_expires_at < now
+            ]
+            for record in expired:
+                self._publications[record.key] = updated(
+                    record,
+                    state=State.UNCERTAIN,
+                    cause=cause,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+                self._log(
+                    record.key,
+                    State.CLAIMED,
+                    State.UNCERTAIN,
+                    now,
+                    cause,
+                    attempt=record.attempt,
+                    actor="reaper",
+                    detail=f"lease of {record.lease_owner}",
+                )
+            return [r.key for r in expired]
+
+    def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            if (campaign, account) not in self._accounts:
+                raise UnknownPublication(f"no account {account!r} in campaign {campaign!r}")
+            old = self._accounts[(campaign, account)]
+            self._accounts[(campaign, account)] = replace(old, held_reason=reason)
+
+    def next_due(self) -> datetime | None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            moments = [
+                r.due_at
+                for r in self._publications.values()
+                if r.state in (State.SCHEDULED, State.RETRYING, State.UNCERTAIN)
+                and self._open(r.campaign, r.account)
+            ] + [
+                r.lease_expires_at
+                for r in self._publications.values()
+                if r.state is State.CLAIMED and r.lease_expires_at is not None
+            ]
+        return min(moments) if moments else None
 
     def _log(
         self,

@@ -30,16 +30,24 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Refusal, Stored, SyncPlan, diff
-from postscheduler.errors import StoreUnavailable, TransitionRefused, UnknownPublication
+from postscheduler.errors import (
+    LeaseLost,
+    StoreUnavailable,
+    TransitionRefused,
+    UnknownPublication,
+)
 from postscheduler.ports import (
+    RECONCILE,
     AccountRecord,
     CampaignRecord,
     FileVersion,
     PublicationRecord,
+    ServerProfile,
     StatusRow,
     TransitionRecord,
 )
@@ -55,6 +63,7 @@ from postscheduler.store.schema import (
     CAMPAIGNS,
     FILE_VERSIONS,
     PUBLICATIONS,
+    SERVER_PROFILES,
     TRANSITIONS,
     UTCDateTime,
 )
@@ -535,6 +544,297 @@ class SqlStore:
             if not done:
                 raise UnknownPublication(f"no account {account!r} in campaign {campaign!r}")
 
+    # -- server profiles ------------------------------------------------------------------
+
+    def save_profile(self, profile: ServerProfile) -> None:
+        """See :class:`postscheduler.ports.Store` (one upsert: concurrent savers of one
+        instance do not collide, the last one wins)."""
+        S = SERVER_PROFILES
+        values = {
+            "software": profile.software,
+            "version": profile.version,
+            "limits": _profile_limits(profile),
+            "fetched_at": profile.fetched_at,
+        }
+        with self._begin() as db:
+            dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(S).values(instance=profile.instance, **values)
+            db.execute(statement.on_conflict_do_update(index_elements=[S.c.instance], set_=values))
+
+    def profile(self, instance: str) -> ServerProfile | None:
+        """See :class:`postscheduler.ports.Store`."""
+        S = SERVER_PROFILES
+        with self._begin() as db:
+            row = db.execute(select(S).where(S.c.instance == instance)).first()
+        if row is None:
+            return None
+        return _profile_record(row.instance, row.software, row.version, row.limits, row.fetched_at)
+
+    # -- the work queue -------------------------------------------------------------------
+
+    def claim_due(
+        self, *, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[PublicationRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        A, C = ACCOUNTS, CAMPAIGNS
+        claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
+        Q = P.alias("q")
+        R = P.alias("r")
+        in_flight = (
+            select(Q.c.id)
+            .where(
+                Q.c.campaign_id == A.c.campaign_id,
+                Q.c.account == A.c.name,
+                Q.c.state == State.CLAIMED.value,
+            )
+            .exists()
+        )
+        with self._begin() as db:
+            accounts = db.execute(
+                select(A.c.campaign_id, A.c.name)
+                .join(C, C.c.id == A.c.campaign_id)
+                .where(
+                    A.c.paused.is_(False),
+                    A.c.held_reason.is_(None),
+                    C.c.paused.is_(False),
+                    ~in_flight,
+                )
+                .order_by(A.c.campaign_id, A.c.name)
+                .with_for_update(of=A, skip_locked=True)
+            ).all()
+            chosen: list[tuple[Any, ...]] = []
+            for campaign_id, name in accounts:
+                previous_published = (
+                    select(R.c.id)
+                    .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
+                    .exists()
+                )
+                row = db.execute(
+                    select(P.c.id, P.c.key, P.c.state, P.c.due_at)
+                    .where(
+                        P.c.campaign_id == campaign_id,
+                        P.c.account == name,
+                        P.c.state.in_(claimable),
+                        P.c.due_at <= now,
+                        (P.c.reply_to.is_(None)) | previous_published,
+                    )
+                    .order_by(P.c.due_at, P.c.key)
+                    .limit(1)
+                    .with_for_update(of=P, skip_locked=True)
+                ).first()
+                if row is not None:
+                    chosen.append(tuple(row))
+            chosen.sort(key=lambda r: (r[3], r[1]))
+            claimed: list[PublicationRecord] = []
+            for ident, key, state, _due in chosen[:limit]:
+                cause = RECONCILE if state == State.UNCERTAIN.value else "due"
+                db.execute(
+                    update(P)
+                    .where(P.c.id == ident)
+                    .values(
+                        state=State.CLAIMED.value,
+                        lease_owner=owner,
+                        lease_expires_at=now + lease,
+                        attempt=P.c.attempt + 1,
+                        cause=cause,
+                        updated_at=now,
+                    )
+                )
+                record = self._get(db, key)
+                self._history_line(
+                    db,
+                    ident,
+                    (State(state), State.CLAIMED),
+                    now=now,
+                    cause=cause,
+                    attempt=record.attempt,
+                    actor=owner,
+                )
+                claimed.append(record)
+            return claimed
+
+    def record(
+        self,
+        key: str,
+        *,
+        owner: str,
+        to: State,
+        now: datetime,
+        cause: str,
+        detail: str | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        published_at: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+        last_error: str | None = None,
+    ) -> PublicationRecord:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._begin() as db:
+            current = self._get(db, key, lock=True)
+            if current.state is not State.CLAIMED or current.lease_owner != owner:
+                raise LeaseLost(
+                    f"{key} is no longer claimed by {owner} (it is {current.state.value})"
+                )
+            try:
+                check_transition(key, current.state, to)
+            except IllegalTransition as error:
+                raise TransitionRefused(str(error)) from None
+            values: dict[str, Any] = {
+                "state": to.value,
+                "cause": cause,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+                "next_attempt_at": next_attempt_at,
+                "due_at": next_attempt_at or current.scheduled_at,
+            }
+            if remote_id is not None:
+                values["remote_id"] = remote_id
+                values["remote_url"] = remote_url
+                values["published_at"] = published_at or now
+            if last_error is not None:
+                values["last_error"] = last_error
+            db.execute(update(P).where(P.c.key == key).values(**values))
+            ident = db.execute(select(P.c.id).where(P.c.key == key)).scalar_one()
+            self._history_line(
+                db,
+                ident,
+                (State.CLAIMED, to),
+                now=now,
+                cause=cause,
+                attempt=current.attempt,
+                actor=owner,
+                detail=detail,
+            )
+            if to in (State.FAILED, State.EXPIRED):
+                self._end_followers(db, key, to, now, owner)
+            return self._get(db, key)
+
+    def _end_followers(
+        self, db: Connection, key: str, to: State, now: datetime, owner: str
+    ) -> None:
+        """The later parts of a thread whose part ``key`` ended ``to``: they end too."""
+        pending = (State.SCHEDULED.value, State.RETRYING.value)
+        follower = db.execute(
+            select(P.c.id, P.c.key, P.c.state, P.c.attempt).where(P.c.reply_to == key)
+        ).first()
+        while follower is not None:
+            ident, follower_key, state, attempt = follower
+            if state not in pending:
+                return
+            cause = f"the part it replies to is {to.value}"
+            db.execute(
+                update(P).where(P.c.id == ident).values(state=to.value, cause=cause, updated_at=now)
+            )
+            self._history_line(
+                db, ident, (State(state), to), now=now, cause=cause, attempt=attempt, actor=owner
+            )
+            follower = db.execute(
+                select(P.c.id, P.c.key, P.c.state, P.c.attempt).where(P.c.reply_to == follower_key)
+            ).first()
+
+    def keep_media(self, key: str, *, owner: str, media: Sequence[dict[str, Any]]) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._begin() as db:
+            current = self._get(db, key, lock=True)
+            if current.state is not State.CLAIMED or current.lease_owner != owner:
+                raise LeaseLost(f"{key} is no longer claimed by {owner}")
+            db.execute(update(P).where(P.c.key == key).values(media=list(media)))
+
+    def reap(self, *, now: datetime) -> list[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        cause = "lease expired: its worker stopped before recording the outcome"
+        with self._begin() as db:
+            rows = db.execute(
+                select(P.c.id, P.c.key, P.c.attempt, P.c.lease_owner)
+                .where(P.c.state == State.CLAIMED.value, P.c.lease_expires_at < now)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for ident, _key, attempt, previous_owner in rows:
+                db.execute(
+                    update(P)
+                    .where(P.c.id == ident)
+                    .values(
+                        state=State.UNCERTAIN.value,
+                        cause=cause,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+                self._history_line(
+                    db,
+                    ident,
+                    (State.CLAIMED, State.UNCERTAIN),
+                    now=now,
+                    cause=cause,
+                    attempt=attempt,
+                    actor="reaper",
+                    detail=f"lease of {previous_owner}",
+                )
+            return [key for _ident, key, _attempt, _owner in rows]
+
+    def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        A = ACCOUNTS
+        with self._begin() as db:
+            done = db.execute(
+                update(A)
+                .where(A.c.campaign_id == campaign, A.c.name == account)
+                .values(held_reason=reason, updated_at=now)
+            ).rowcount
+            if not done:
+                raise UnknownPublication(f"no account {account!r} in campaign {campaign!r}")
+
+    def next_due(self) -> datetime | None:
+        """See :class:`postscheduler.ports.Store`."""
+        A, C = ACCOUNTS, CAMPAIGNS
+        claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
+        with self._begin() as db:
+            due = db.execute(
+                select(func.min(P.c.due_at))
+                .select_from(P)
+                .join(A, (A.c.campaign_id == P.c.campaign_id) & (A.c.name == P.c.account))
+                .join(C, C.c.id == P.c.campaign_id)
+                .where(
+                    P.c.state.in_(claimable),
+                    A.c.paused.is_(False),
+                    A.c.held_reason.is_(None),
+                    C.c.paused.is_(False),
+                )
+            ).scalar()
+            lease = db.execute(
+                select(func.min(P.c.lease_expires_at)).where(P.c.state == State.CLAIMED.value)
+            ).scalar()
+        moments = [m for m in (_utc(due), _utc(lease)) if m is not None]
+        return min(moments) if moments else None
+
+    def _history_line(
+        self,
+        db: Connection,
+        ident: int,
+        move: tuple[State | None, State],
+        *,
+        now: datetime,
+        cause: str,
+        attempt: int,
+        actor: str,
+        detail: str | None = None,
+    ) -> None:
+        before, after = move
+        db.execute(
+            insert(T).values(
+                publication_id=ident,
+                at=now,
+                from_state=before.value if before else None,
+                to_state=after.value,
+                cause=cause,
+                attempt=attempt,
+                actor=actor,
+                detail=detail,
+            )
+        )
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _begin(self) -> Any:
@@ -734,6 +1034,44 @@ def _record(row: Any) -> PublicationRecord:
         last_error=row["last_error"],
         cause=row["cause"],
         updated_at=row["updated_at"],
+    )
+
+
+def _profile_limits(profile: ServerProfile) -> dict[str, Any]:
+    """The ``limits`` JSON of a server profile: everything but its key, software, version
+    and age (durations in seconds)."""
+    ttl = profile.idempotency_ttl
+    return {
+        "max_characters": profile.max_characters,
+        "characters_per_url": profile.characters_per_url,
+        "max_media": profile.max_media,
+        "idempotency_ttl_s": None if ttl is None else ttl.total_seconds(),
+        "scheduled_at": profile.scheduled_at,
+        "max_alt_text": profile.max_alt_text,
+        "media_types": list(profile.media_types),
+        "image_size_limit": profile.image_size_limit,
+        "video_size_limit": profile.video_size_limit,
+    }
+
+
+def _profile_record(
+    instance: str, software: str, version: str, limits: dict[str, Any], fetched_at: datetime
+) -> ServerProfile:
+    ttl = limits.get("idempotency_ttl_s")
+    return ServerProfile(
+        instance=instance,
+        software=software,
+        version=version,
+        max_characters=int(limits["max_characters"]),
+        characters_per_url=int(limits["characters_per_url"]),
+        max_media=int(limits["max_media"]),
+        idempotency_ttl=None if ttl is None else timedelta(seconds=ttl),
+        scheduled_at=bool(limits["scheduled_at"]),
+        fetched_at=fetched_at,
+        max_alt_text=limits.get("max_alt_text"),
+        media_types=tuple(limits.get("media_types") or ()),
+        image_size_limit=limits.get("image_size_limit"),
+        video_size_limit=limits.get("video_size_limit"),
     )
 
 

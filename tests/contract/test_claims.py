@@ -1,0 +1,200 @@
+"""The work-queue half of the store contract: claims, leases, outcomes — on every store."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from test_store import post, sync  # the contract folder's shared campaign builders
+
+from postscheduler.domain.states import State
+from postscheduler.errors import LeaseLost
+from postscheduler.ports import RECONCILE, Store
+from postscheduler.store.database import create
+from postscheduler.store.memory import MemoryStore
+from postscheduler.store.sql import SqlStore
+
+AT9 = datetime(2017, 10, 5, 13, 0, tzinfo=UTC)  # 09:00 in Caracas
+LEASE = timedelta(minutes=5)
+LONG = "Une phrase complète et assez longue pour un fil de discussion. " * 20
+
+
+def posts() -> list[dict[str, Any]]:
+    return [
+        post("a", "Premier", 9),
+        post("b", "Deuxième", 10, ("alba", "peuples")),
+        post("c", "Troisième", 9, ("peuples",)),
+        post("long", LONG, 11),
+    ]
+
+
+def claim(store: Store, now: datetime, owner: str = "w1", limit: int = 10) -> list[str]:
+    return [r.key for r in store.claim_due(owner=owner, now=now, lease=LEASE, limit=limit)]
+
+
+def test_due_publications_are_claimed_one_per_account_earliest_first(store: Store) -> None:
+    sync(store, posts())
+    assert claim(store, AT9 - timedelta(seconds=1)) == []
+    assert claim(store, AT9) == ["demo/a/alba/1", "demo/c/peuples/1"]
+    record = store.get("demo/a/alba/1")
+    assert record.state is State.CLAIMED
+    assert (record.lease_owner, record.lease_expires_at, record.attempt) == ("w1", AT9 + LEASE, 1)
+    assert store.history("demo/a/alba/1")[-1].actor == "w1"
+    # One in flight per account: nothing more until an outcome is recorded.
+    assert claim(store, AT9 + timedelta(hours=5)) == []
+
+
+def test_limit_caps_a_claim(store: Store) -> None:
+    sync(store, posts())
+    assert claim(store, AT9, limit=1) == ["demo/a/alba/1"]
+
+
+def test_an_outcome_frees_the_account_and_threads_go_in_order(store: Store) -> None:
+    sync(store, [post("long", LONG, 9)])
+    (first,) = claim(store, AT9)
+    assert first == "demo/long/alba/1"
+    store.record(first, owner="w1", to=State.PUBLISHED, now=AT9, cause="ok", remote_id="1")
+    (second,) = claim(store, AT9)
+    assert second == "demo/long/alba/2"
+    store.record(
+        second,
+        owner="w1",
+        to=State.RETRYING,
+        now=AT9,
+        cause="503",
+        next_attempt_at=AT9 + timedelta(minutes=2),
+        last_error="server error 503",
+    )
+    assert claim(store, AT9 + timedelta(minutes=1)) == []
+    assert claim(store, AT9 + timedelta(minutes=2)) == [second]
+    assert store.get(second).attempt == 2
+
+
+def test_a_part_is_not_claimed_before_the_one_it_replies_to_is_published(store: Store) -> None:
+    sync(store, [post("long", LONG, 9)])
+    (first,) = claim(store, AT9)
+    store.record(
+        first,
+        owner="w1",
+        to=State.RETRYING,
+        now=AT9,
+        cause="503",
+        next_attempt_at=AT9 + timedelta(minutes=1),
+    )
+    # Part 2 is due too, but its part 1 is not published: nothing else of alba moves.
+    assert claim(store, AT9 + timedelta(seconds=30)) == []
+
+
+def test_a_failed_part_takes_its_later_parts_with_it(store: Store) -> None:
+    sync(store, [post("long", LONG, 9)])
+    (first,) = claim(store, AT9)
+    store.record(first, owner="w1", to=State.FAILED, now=AT9, cause="422", last_error="too long")
+    later = [p for p in store.publications(post="long") if p.key != first]
+    assert later
+    assert {p.state for p in later} == {State.FAILED}
+    assert all("replies to is failed" in (p.cause or "") for p in later)
+
+
+def test_paused_and_held_accounts_are_left_alone(store: Store) -> None:
+    sync(store, posts())
+    store.set_paused("demo", "alba", True, now=AT9)
+    assert claim(store, AT9) == ["demo/c/peuples/1"]
+    store.hold_account("demo", "peuples", "token refused (401)", now=AT9)
+    store.set_paused("demo", "alba", False, now=AT9)
+    store.record("demo/c/peuples/1", owner="w1", to=State.SCHEDULED, now=AT9, cause="account held")
+    assert claim(store, AT9) == ["demo/a/alba/1"]
+    rows = {row.account: row for row in store.status()}
+    assert rows["peuples"].held_reason == "token refused (401)"
+    store.set_paused("demo", "peuples", False, now=AT9)  # resume releases a held account
+    assert claim(store, AT9) == ["demo/c/peuples/1"]
+
+
+def test_a_paused_campaign_is_left_alone(store: Store) -> None:
+    sync(store, posts())
+    store.set_paused("demo", None, True, now=AT9)
+    assert claim(store, AT9 + timedelta(days=1)) == []
+    assert store.next_due() is None
+
+
+def test_only_the_lease_holder_records_and_an_expired_lease_becomes_uncertain(store: Store) -> None:
+    sync(store, posts())
+    claim(store, AT9)
+    with pytest.raises(LeaseLost):
+        store.record("demo/a/alba/1", owner="w2", to=State.PUBLISHED, now=AT9, cause="ok")
+    assert store.reap(now=AT9 + LEASE) == []
+    reaped = store.reap(now=AT9 + LEASE + timedelta(seconds=1))
+    assert sorted(reaped) == ["demo/a/alba/1", "demo/c/peuples/1"]
+    assert store.get("demo/a/alba/1").state is State.UNCERTAIN
+    with pytest.raises(LeaseLost):
+        store.record("demo/a/alba/1", owner="w1", to=State.PUBLISHED, now=AT9, cause="late")
+    again = store.claim_due(owner="w2", now=AT9 + LEASE * 2, lease=LEASE, limit=10)
+    reconcile = next(r for r in again if r.key == "demo/a/alba/1")
+    assert reconcile.cause == RECONCILE
+    assert reconcile.attempt == 2
+    done = store.record(
+        reconcile.key,
+        owner="w2",
+        to=State.PUBLISHED,
+        now=AT9 + LEASE * 2,
+        cause="found",
+        remote_id="110",
+        remote_url="https://a.example/@alba/110",
+    )
+    assert (done.remote_id, done.remote_url, done.published_at) == (
+        "110",
+        "https://a.example/@alba/110",
+        AT9 + LEASE * 2,
+    )
+    assert done.lease_owner is None
+
+
+def test_next_due_is_the_earliest_waiting_time_or_lease_end(store: Store) -> None:
+    assert store.next_due() is None
+    sync(store, posts())
+    assert store.next_due() == AT9
+    claim(store, AT9)
+    # alba's next is 10:00 local (14:00 UTC); the claims' leases end sooner.
+    assert store.next_due() == AT9 + LEASE
+
+
+def test_uploaded_media_ids_are_kept_on_the_claim(store: Store) -> None:
+    sync(store, posts())
+    claim(store, AT9)
+    media = [{"path": "m.png", "alt": "x", "mime": "image/png", "remote_id": "77"}]
+    store.keep_media("demo/a/alba/1", owner="w1", media=media)
+    assert store.get("demo/a/alba/1").media == tuple(media)
+    with pytest.raises(LeaseLost):
+        store.keep_media("demo/a/alba/1", owner="w2", media=media)
+
+
+def test_concurrent_claimers_never_share_a_publication_or_an_account(store: Store) -> None:
+    many = [post(f"p{i}", f"Texte {i}", 9, ("alba", "peuples")) for i in range(6)]
+    sync(store, many)
+    if isinstance(store, SqlStore):
+        url = store.engine.url.render_as_string(hide_password=False)
+        stores: list[Store] = [SqlStore(create(url)) for _ in range(4)]
+    else:
+        assert isinstance(store, MemoryStore)
+        stores = [store] * 4
+    taken: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(worker: int) -> None:
+        mine = stores[worker].claim_due(owner=f"w{worker}", now=AT9, lease=LEASE, limit=10)
+        with lock:
+            taken.extend((worker_key.key, worker_key.account) for worker_key in mine)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for other in stores:
+        if isinstance(other, SqlStore) and other is not store:
+            other.engine.dispose()
+    keys = [k for k, _ in taken]
+    assert len(keys) == len(set(keys))
+    accounts = [a for _, a in taken]
+    assert sorted(accounts) == ["alba", "peuples"]  # one in flight per account, across workers
