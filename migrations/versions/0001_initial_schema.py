@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("window_end", timestamp(), nullable=False),
         sa.Column("misfire_policy", sa.String(16), nullable=False),
         sa.Column("misfire_grace_s", sa.Integer(), nullable=False),
+        sa.Column("min_spacing_s", sa.Integer(), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("paused", sa.Boolean(), nullable=False),
         sa.Column("created_at", timestamp(), nullable=False),

@@ -45,6 +45,7 @@ class CampaignRecord:
     misfire_policy: str
     misfire_grace: timedelta
     path: str
+    min_spacing: timedelta = timedelta(0)
     paused: bool = False
 
 

@@ -131,6 +131,7 @@ def seed(url: str) -> None:
                         "window_end": NOW,
                         "misfire_policy": "grace",
                         "misfire_grace_s": 900,
+                        "min_spacing_s": 1800,
                         "path": "/srv/essai/campaign.toml",
                         "paused": False,
                         "created_at": NOW,

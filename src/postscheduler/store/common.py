@@ -102,6 +102,7 @@ def campaign_records(
         window_end=window[1],
         misfire_policy=settings.misfire.policy.value,
         misfire_grace=settings.misfire.grace,
+        min_spacing=settings.min_spacing,
         path=path,
     )
     accounts = [

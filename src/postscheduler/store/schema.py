@@ -81,6 +81,7 @@ class CampaignRow(Base):
     window_end: Mapped[datetime]
     misfire_policy: Mapped[str] = mapped_column(String(16))
     misfire_grace_s: Mapped[int] = mapped_column(Integer)
+    min_spacing_s: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]

@@ -171,6 +171,7 @@ class SqlStore:
             "window_end": campaign.window_end,
             "misfire_policy": campaign.misfire_policy,
             "misfire_grace_s": int(campaign.misfire_grace.total_seconds()),
+            "min_spacing_s": int(campaign.min_spacing.total_seconds()),
             "path": campaign.path,
             "updated_at": now,
         }
@@ -344,6 +345,7 @@ class SqlStore:
                     window_end=r.window_end,
                     misfire_policy=r.misfire_policy,
                     misfire_grace=_seconds(r.misfire_grace_s),
+                    min_spacing=_seconds(r.min_spacing_s),
                     path=r.path,
                     paused=r.paused,
                 )
