@@ -67,4 +67,10 @@ def make_client(
         # requests accepts (connect, read); Mastodon.py passes it through unchanged.
         "request_timeout": (timeouts.connect, timeouts.read),
     }
-    return Mastodon(**options)
+    client = Mastodon(**options)
+    # With version_check_mode "none", Mastodon.py does not parse mastodon_version and
+    # believes the server is 0.0.0 — then it falls back to old endpoints (/api/v1/media,
+    # which blocks until processing ends). Tell it the version we speak.
+    major, minor, patch = (int(part) for part in API_VERSION.split("."))
+    client.mastodon_major, client.mastodon_minor, client.mastodon_patch = major, minor, patch
+    return client

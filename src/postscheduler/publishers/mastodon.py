@@ -87,12 +87,17 @@ class MastodonPublisher:
         """See :class:`postscheduler.ports.Publisher`: upload, then poll with our deadline."""
         file = Path(path)
         focus = tuple(media["focus"]) if media.get("focus") else None
-        with self._translate("uploading " + file.name, sent_is_unknown=False):
+        try:
+            handle = file.open("rb")
+        except OSError as error:
+            raise PublishFailed(f"{file}: cannot be read ({error.strerror or error})") from None
+        with handle, self._translate("uploading " + file.name, sent_is_unknown=False):
             attachment = self.client.media_post(
-                str(file),
+                handle,
                 mime_type=media.get("mime"),
                 description=media.get("alt"),
                 focus=focus,
+                file_name=file.name,
                 synchronous=False,
             )
         media_id = str(attachment["id"])

@@ -1,0 +1,376 @@
+"""The dispatcher: claim what is due, publish it, record what happened.
+
+One :meth:`Dispatcher.tick` reads the clock once, reaps expired leases, claims due
+publications (one per account, threads in order — the store guarantees it), and processes
+them in a bounded pool, accounts in parallel. For each claim:
+
+1. claimed to **reconcile** (it was uncertain): look for it on the server first; found →
+   published; not found → sent below, with the same Idempotency-Key;
+2. **misfire** policy and window: too late → expired, with the reason;
+3. **pacing**: too soon after the account's last status → back to the queue for later;
+4. **media** uploaded (ids kept on the publication, so a retry does not upload again);
+5. **post** with the publication's stable Idempotency-Key, replying to the previous part;
+6. the outcome recorded: published · retrying (backoff, the server's reset time wins,
+   never past the window) · uncertain (reconciled next time) · failed (the server's reason)
+   · account held (401/403: its publications wait until ``resume``; organisers are told).
+
+No database transaction is open while the network is used (DESIGN §4 invariant 6): the
+claim, the media ids and the outcome are each their own short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from postscheduler.domain.keys import idempotency_key
+from postscheduler.domain.states import State
+from postscheduler.domain.timing import MASTODON_BUDGET, Budget, misfire, next_allowed, retry_at
+from postscheduler.errors import (
+    AccountUnusable,
+    LeaseLost,
+    OutcomeUnknown,
+    PostschedulerError,
+    PublishFailed,
+    RetryLater,
+)
+from postscheduler.ports import (
+    RECONCILE,
+    AccountRecord,
+    CampaignRecord,
+    Clock,
+    PublicationRecord,
+    Publisher,
+    Store,
+)
+
+log = logging.getLogger("postscheduler.dispatcher")
+
+#: After an unknown outcome, wait this long before checking the server (it may be slow).
+RECONCILE_DELAY = timedelta(seconds=30)
+#: Media ids are reused by a retry while younger than this (servers drop unattached media).
+MEDIA_REUSE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the organisers should hear about (an account held, a failure)."""
+
+    event: str
+    campaign: str
+    account: str
+    message: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How one worker claims and paces."""
+
+    owner: str
+    lease: timedelta = timedelta(minutes=10)
+    batch: int = 32
+    workers: int = 4
+    budget: Budget = MASTODON_BUDGET
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    reaped: int = 0
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    next_due: datetime | None = None
+
+
+PublisherFor = Callable[[CampaignRecord, AccountRecord], Publisher]
+
+
+class Dispatcher:
+    """Publishes what is due; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        publisher_for: PublisherFor,
+        clock: Clock,
+        settings: DispatchSettings,
+        *,
+        notify: Callable[[Notice], None] | None = None,
+        rng: random.Random | None = None,
+        on_published: Callable[[PublicationRecord], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.publisher_for = publisher_for
+        self.clock = clock
+        self.settings = settings
+        self.notify = notify or (lambda notice: None)
+        self.on_published = on_published or (lambda record: None)
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="publish")
+
+    def close(self) -> None:
+        """Let the publications in flight finish, then stop the pool."""
+        self._pool.shutdown(wait=True)
+
+    def tick(self) -> TickReport:
+        """Reap, claim what is due now, publish it; returns what happened and what is next."""
+        now = self.clock.now()
+        report = TickReport()
+        report.reaped = len(self.store.reap(now=now))
+        claimed = self.store.claim_due(
+            owner=self.settings.owner,
+            now=now,
+            lease=self.settings.lease,
+            limit=self.settings.batch,
+        )
+        report.claimed = len(claimed)
+        if claimed:
+            campaigns = {c.id: c for c in self.store.campaigns()}
+            accounts = {(a.campaign, a.name): a for a in self.store.accounts()}
+            futures = [
+                self._pool.submit(
+                    self._process,
+                    record,
+                    campaigns[record.campaign],
+                    accounts[(record.campaign, record.account)],
+                )
+                for record in claimed
+            ]
+            for future in futures:
+                report.outcomes[future.result()] += 1
+        report.next_due = self.store.next_due()
+        return report
+
+    # -- one publication ------------------------------------------------------------------
+
+    def _process(
+        self, record: PublicationRecord, campaign: CampaignRecord, account: AccountRecord
+    ) -> str:
+        try:
+            return self._publish(record, campaign, account)
+        except LeaseLost as error:
+            log.warning("lease lost", extra={"event": "lease_lost", "key": record.key})
+            return f"lease lost: {error}"
+        except PostschedulerError as error:
+            # Anything else we raise on purpose (a credential, a discovery failure): retry.
+            return self._retry(record, campaign, str(error), server_says=None)
+
+    def _publish(
+        self, record: PublicationRecord, campaign: CampaignRecord, account: AccountRecord
+    ) -> str:
+        now = self.clock.now()
+        publisher = self.publisher_for(campaign, account)
+        settled = self._settle_before_sending(record, campaign, account, publisher, now)
+        if settled is not None:
+            return settled
+        return self._send(record, campaign, account, publisher)
+
+    def _settle_before_sending(
+        self,
+        record: PublicationRecord,
+        campaign: CampaignRecord,
+        account: AccountRecord,
+        publisher: Publisher,
+        now: datetime,
+    ) -> str | None:
+        """Reconcile, misfire, pacing: the outcome when it is decided before any send."""
+        if record.cause == RECONCILE:
+            found = publisher.find_status(record, since=record.scheduled_at - timedelta(minutes=1))
+            if found is not None:
+                return self._published(record, found.remote_id, found.url, "found on the server")
+        first_try = record.next_attempt_at is None and record.part == 1
+        verdict = misfire(
+            due=record.scheduled_at if first_try else now,
+            now=now,
+            window_end=campaign.window_end,
+            policy=campaign.misfire_policy,
+            grace=campaign.misfire_grace,
+        )
+        if verdict is not None:
+            self.store.record(
+                record.key, owner=self.settings.owner, to=State.EXPIRED, now=now, cause=verdict
+            )
+            return "expired"
+        if record.part == 1:
+            allowed = self._pace(campaign, account, now)
+            if allowed > now:
+                self.store.record(
+                    record.key,
+                    owner=self.settings.owner,
+                    to=State.RETRYING,
+                    now=now,
+                    cause=f"paced: the account's next status may go at {allowed:%H:%M:%S} UTC",
+                    next_attempt_at=allowed,
+                )
+                return "paced"
+        return None
+
+    def _send(
+        self,
+        record: PublicationRecord,
+        campaign: CampaignRecord,
+        account: AccountRecord,
+        publisher: Publisher,
+    ) -> str:
+        """Upload the media, post the status, and record what the server answered."""
+        try:
+            media_ids = self._media(record, campaign, publisher, self.clock.now())
+            reply_to = self.store.get(record.reply_to).remote_id if record.reply_to else None
+            published = publisher.post_status(
+                record,
+                idempotency_key=idempotency_key(record.key, record.content_hash),
+                in_reply_to_id=reply_to,
+                media_ids=media_ids,
+            )
+        except RetryLater as error:
+            return self._retry(record, campaign, str(error), server_says=error.retry_at)
+        except OutcomeUnknown as error:
+            self.store.record(
+                record.key,
+                owner=self.settings.owner,
+                to=State.UNCERTAIN,
+                now=self.clock.now(),
+                cause="no answer after sending: it will be looked for on the server",
+                last_error=str(error),
+                next_attempt_at=self.clock.now() + RECONCILE_DELAY,
+            )
+            return "uncertain"
+        except PublishFailed as error:
+            self.store.record(
+                record.key,
+                owner=self.settings.owner,
+                to=State.FAILED,
+                now=self.clock.now(),
+                cause="refused by the server",
+                last_error=str(error),
+            )
+            self.notify(Notice("failed", record.campaign, record.account, str(error), record.key))
+            return "failed"
+        except AccountUnusable as error:
+            reason = str(error)
+            self.store.hold_account(record.campaign, record.account, reason, now=self.clock.now())
+            self.store.record(
+                record.key,
+                owner=self.settings.owner,
+                to=State.SCHEDULED,
+                now=self.clock.now(),
+                cause="account held: its token was refused",
+                last_error=reason,
+            )
+            self.notify(Notice("account_held", record.campaign, record.account, reason, record.key))
+            return "account held"
+        if record.part == 1:
+            with self._lock:
+                self._sent[(campaign.id, account.name)].append(self.clock.now())
+        return self._published(record, published.remote_id, published.url, "published")
+
+    def _published(
+        self, record: PublicationRecord, remote_id: str, url: str | None, cause: str
+    ) -> str:
+        now = self.clock.now()
+        done = self.store.record(
+            record.key,
+            owner=self.settings.owner,
+            to=State.PUBLISHED,
+            now=now,
+            cause=cause,
+            remote_id=remote_id,
+            remote_url=url,
+            published_at=now,
+        )
+        self.on_published(done)
+        return "published"
+
+    def _retry(
+        self,
+        record: PublicationRecord,
+        campaign: CampaignRecord,
+        reason: str,
+        *,
+        server_says: datetime | None,
+    ) -> str:
+        now = self.clock.now()
+        moment = retry_at(
+            now=now,
+            attempt=record.attempt,
+            window_end=campaign.window_end,
+            server_says=server_says,
+            rng=self.rng,
+        )
+        if moment is None:
+            self.store.record(
+                record.key,
+                owner=self.settings.owner,
+                to=State.EXPIRED,
+                now=now,
+                cause="the window ends before it could be tried again",
+                last_error=reason,
+            )
+            return "expired"
+        self.store.record(
+            record.key,
+            owner=self.settings.owner,
+            to=State.RETRYING,
+            now=now,
+            cause="will try again",
+            last_error=reason,
+            next_attempt_at=moment,
+        )
+        return "retrying"
+
+    def _pace(self, campaign: CampaignRecord, account: AccountRecord, now: datetime) -> datetime:
+        with self._lock:
+            sent = self._sent[(campaign.id, account.name)]
+            floor = now - self.settings.budget.period
+            sent[:] = [moment for moment in sent if moment > floor]
+            return next_allowed(
+                sent, now=now, min_spacing=campaign.min_spacing, budget=self.settings.budget
+            )
+
+    def _media(
+        self,
+        record: PublicationRecord,
+        campaign: CampaignRecord,
+        publisher: Publisher,
+        now: datetime,
+    ) -> list[str]:
+        if not record.media:
+            return []
+        folder = Path(campaign.path).parent
+        kept: list[dict[str, Any]] = []
+        ids: list[str] = []
+        changed = False
+        for item in record.media:
+            uploaded = _moment(item.get("uploaded_at"))
+            if item.get("remote_id") and uploaded is not None and now - uploaded < MEDIA_REUSE:
+                ids.append(str(item["remote_id"]))
+                kept.append(item)
+                continue
+            remote_id = publisher.upload_media(item, str(folder / item["path"]))
+            ids.append(remote_id)
+            kept.append({**item, "remote_id": remote_id, "uploaded_at": now.isoformat()})
+            changed = True
+        if changed:
+            self.store.keep_media(record.key, owner=self.settings.owner, media=kept)
+        return ids
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
