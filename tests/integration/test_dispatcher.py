@@ -1,0 +1,200 @@
+"""The dispatcher over real HTTP: the example campaign played against sandbox servers with a
+fake clock — every publication final, each exactly once, threads in order, on time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from postscheduler.campaign_file import load_campaign
+from postscheduler.check import check_loaded
+from postscheduler.dispatcher import Dispatcher, DispatchSettings, Notice
+from postscheduler.domain.states import FINAL, State
+from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, Publisher, ServerProfile
+from postscheduler.publishers.client import Timeouts
+from postscheduler.publishers.mastodon import MastodonPublisher
+from postscheduler.sandbox import SandboxServer
+from postscheduler.store.common import campaign_records
+from postscheduler.store.memory import MemoryStore
+from postscheduler.testing import FakeClock
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "campaign.toml"
+
+
+class Rig:
+    """The example campaign in a store, one sandbox per account, a fake clock."""
+
+    def __init__(self, servers: dict[str, SandboxServer], clock: FakeClock) -> None:
+        self.servers = servers
+        self.clock = clock
+        self.store = MemoryStore()
+        self.tokens = {name: server.add_account(name) for name, server in servers.items()}
+        loaded = load_campaign(EXAMPLE)
+        accounts = {
+            name: account.model_copy(update={"instance": servers[name].url})
+            for name, account in loaded.campaign.accounts.items()
+        }
+        file = loaded.campaign.model_copy(update={"accounts": accounts})
+        loaded = type(loaded)(loaded.path, file, loaded.statement, loaded.media, loaded.source)
+        report = check_loaded(str(EXAMPLE), loaded)
+        assert report.ok, report.problems
+        assert report.window is not None
+        self.window = report.window
+        self.planned = report.publications
+        campaign, account_records = campaign_records(file, str(EXAMPLE), report.window)
+        self.store.sync(
+            campaign,
+            account_records,
+            report.publications,
+            FileVersion(str(EXAMPLE), "x", clock.now(), campaign=campaign.id),
+        )
+        self.publishers: dict[str, Publisher] = {}
+        self.notices: list[Notice] = []
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.publisher_for,
+            clock,
+            DispatchSettings(owner="test", workers=2),
+            notify=self.notices.append,
+        )
+
+    def publisher_for(self, campaign: CampaignRecord, account: AccountRecord) -> Publisher:
+        if account.name not in self.publishers:
+            server = self.servers[account.name]
+            profile = ServerProfile(
+                instance=server.url,
+                software=server.personality.name,
+                version="t",
+                max_characters=500,
+                characters_per_url=23,
+                max_media=4,
+                idempotency_ttl=timedelta(hours=1),
+                scheduled_at=False,
+                fetched_at=self.clock.now(),
+            )
+            self.publishers[account.name] = MastodonPublisher(
+                profile,
+                self.tokens[account.name],
+                timeouts=Timeouts(connect=2, read=2),
+                sleep=lambda _s: None,
+                now=self.clock.now,
+            )
+        return self.publishers[account.name]
+
+    def run_until_done(self, *, limit: int = 500) -> None:
+        """Tick; jump the clock to the next due instant; until nothing waits."""
+        for _ in range(limit):
+            report = self.dispatcher.tick()
+            if report.next_due is None:
+                return
+            if report.next_due > self.clock.now():
+                self.clock.set(report.next_due)
+        raise AssertionError("the campaign did not finish")
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    clock = FakeClock(datetime(2017, 10, 4, 12, 0, tzinfo=UTC))
+    servers = {
+        "alba": SandboxServer("mastodon", clock=clock.epoch),
+        "peuples": SandboxServer("gotosocial", clock=clock.epoch),
+    }
+    for server in servers.values():
+        server.start()
+    built = Rig(servers, clock)
+    try:
+        yield built
+    finally:
+        built.dispatcher.close()
+        for server in servers.values():
+            server.stop()
+
+
+def test_the_example_campaign_is_published_exactly_once_in_order_and_on_time(rig: Rig) -> None:
+    rig.run_until_done()
+    records = rig.store.publications()
+    assert {r.state for r in records} == {State.PUBLISHED}
+    for name, server in rig.servers.items():
+        stored = server.statuses(name)
+        mine = [r for r in records if r.account == name]
+        assert len(stored) == len(mine)  # exactly once
+        assert sorted(s["id"] for s in stored) == sorted(r.remote_id for r in mine)
+    for record in records:
+        assert record.published_at is not None
+        assert record.published_at >= record.scheduled_at  # never early
+        assert record.published_at <= rig.window[1]  # never after the window
+        if record.reply_to:
+            previous = rig.store.get(record.reply_to)
+            assert previous.published_at is not None
+            assert previous.published_at <= record.published_at
+    thread = [r for r in records if r.post == "bataille-historique" and r.account == "alba"]
+    alba = {s["id"]: s for s in rig.servers["alba"].statuses("alba")}
+    assert alba[thread[1].remote_id]["in_reply_to_id"] == thread[0].remote_id
+    drapeau = next(r for r in records if r.post == "drapeau")
+    assert drapeau.media[0]["remote_id"]
+
+
+def test_server_errors_are_retried_until_published(rig: Rig) -> None:
+    rig.servers["alba"].faults.add("POST /api/v1/statuses", "status", times=3, status=503)
+    rig.run_until_done()
+    records = rig.store.publications(account="alba")
+    assert {r.state for r in records} == {State.PUBLISHED}
+    first = records[0]
+    assert first.attempt == 4
+    causes = [h.cause for h in rig.store.history(first.key)]
+    assert causes.count("will try again") == 3
+    assert len(rig.servers["alba"].statuses("alba")) == len(records)
+
+
+def test_an_unknown_outcome_is_reconciled_not_sent_twice(rig: Rig) -> None:
+    # GoToSocial ignores Idempotency-Key: only reconciliation prevents a duplicate.
+    rig.servers["peuples"].faults.add("POST /api/v1/statuses", "reset_after", times=2)
+    rig.run_until_done()
+    records = rig.store.publications(account="peuples")
+    assert {r.state for r in records} == {State.PUBLISHED}
+    stored = rig.servers["peuples"].statuses("peuples")
+    assert len(stored) == len(records)
+    found = [r for r in records if r.cause == "found on the server"]
+    assert len(found) == 2
+
+
+def test_a_revoked_token_holds_the_account_and_tells_the_organisers(rig: Rig) -> None:
+    rig.servers["peuples"].revoke(rig.tokens["peuples"])
+    rig.run_until_done()
+    peuples = rig.store.publications(account="peuples")
+    assert {r.state for r in peuples} == {State.SCHEDULED}
+    assert [n.event for n in rig.notices] == ["account_held"]
+    assert {r.state for r in rig.store.publications(account="alba")} == {State.PUBLISHED}
+    held = {a.name: a for a in rig.store.accounts()}["peuples"]
+    assert held.held_reason is not None
+    assert "refused the token" in held.held_reason
+
+
+def test_a_refused_post_fails_with_the_servers_reason_and_the_rest_goes_on(rig: Rig) -> None:
+    rig.servers["alba"].faults.add(
+        "POST /api/v1/statuses", "status", status=422, body={"error": "Validation failed: spam"}
+    )
+    rig.run_until_done()
+    records = rig.store.publications(account="alba")
+    failed = [r for r in records if r.state is State.FAILED]
+    assert len(failed) == 1
+    assert "Validation failed: spam" in (failed[0].last_error or "")
+    assert all(r.state in FINAL for r in records)
+    assert [n.event for n in rig.notices] == ["failed"]
+
+
+def test_a_daemon_down_past_the_grace_expires_with_the_reason(rig: Rig) -> None:
+    # Wake up two hours after the first post was due (grace is 15 minutes).
+    first = min(p.scheduled_at for p in rig.planned)
+    rig.clock.set(first + timedelta(hours=2))
+    rig.run_until_done()
+    expired = [r for r in rig.store.publications() if r.state is State.EXPIRED]
+    assert expired
+    assert all("missed by" in (r.cause or "") for r in expired)
+    published = [r for r in rig.store.publications() if r.state is State.PUBLISHED]
+    assert all(
+        r.scheduled_at >= first + timedelta(hours=2) - timedelta(minutes=15) for r in published
+    )
