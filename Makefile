@@ -1,11 +1,11 @@
-# The two commands of the README: `make rehearse`-style main job and `make test`.
+# The two commands of the README: `make rehearse` (the main job) and `make test`.
 # Both bootstrap their own virtualenv in .venv from PyPI, pinned by constraints.txt.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all check-example test lint typecheck unit bench clean
+.PHONY: all rehearse check-example test bench clean venv
 
 all: test
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-## The main job: show every publication of the example campaign as it will be sent.
+## The main job: rehearse the example campaign — the real daemon against bundled local
+## servers, the whole campaign in about a minute.
+rehearse: $(STAMP)
+	$(BIN)/postscheduler rehearse config/campaign.toml
+
+## Show every publication of the example campaign as it will be sent.
 check-example: $(STAMP)
 	$(BIN)/postscheduler check config/campaign.toml
 
@@ -30,6 +35,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_check.py
+	$(BIN)/python bench/bench_store.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -12,6 +12,8 @@ import shutil
 import sys
 from collections.abc import Sequence
 
+from postscheduler.cli_accounts import add_accounts_commands
+from postscheduler.cli_daemon import add_daemon_commands
 from postscheduler.cli_db import add_db_commands
 from postscheduler.cli_queue import add_queue_commands
 
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.set_defaults(handler=_sync)
 
     add_queue_commands(commands)
+    add_daemon_commands(commands)
+    add_accounts_commands(commands)
     add_db_commands(commands)
 
     statement = commands.add_parser(

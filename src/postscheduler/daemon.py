@@ -1,0 +1,250 @@
+"""The daemon: APScheduler as the timer, the store as the truth, the dispatcher as the hands.
+
+- One **date-trigger job** ("dispatch") is re-armed after every change to the next instant
+  something could happen — the earliest due publication, retry time or lease expiry
+  (:meth:`Store.next_due`). There is no polling loop: an idle daemon sleeps until then.
+- **Interval jobs** for maintenance: the campaign files are watched (a changed file is
+  synced; a refused edit is logged and recorded while the last good plan keeps running),
+  and a heartbeat line is logged.
+- **Signals**: SIGTERM/SIGINT stop claiming, let in-flight publications finish (the pool
+  is drained) and exit 0; SIGHUP re-reads every campaign file.
+
+APScheduler holds no posts: its jobs only say *when* to look at the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from postscheduler.dispatcher import Dispatcher, TickReport
+from postscheduler.errors import CampaignInvalid, PostschedulerError
+from postscheduler.ports import Clock, Store
+from postscheduler.syncing import sync_file
+
+log = logging.getLogger("postscheduler.daemon")
+
+DISPATCH_JOB = "dispatch"
+WATCH_EVERY = timedelta(seconds=2)
+HEARTBEAT_EVERY = timedelta(minutes=1)
+
+
+class Timeline:
+    """How campaign instants map to the real clock the timer runs on.
+
+    The real daemon lives in real time (``arrive`` does nothing, ``real_delay`` is the plain
+    difference). A rehearsal compresses campaign time: see :class:`RehearsalTimeline`.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def real_delay(self, until: datetime) -> float:
+        """Real seconds to wait before campaign instant ``until``."""
+        return max((until - self.clock.now()).total_seconds(), 0.0)
+
+    def arrive(self, moment: datetime) -> None:
+        """The timer fired for ``moment``: campaign time has reached it."""
+
+
+@dataclass(frozen=True)
+class WatchedFile:
+    """A campaign file and what it looked like when last read."""
+
+    path: Path
+    signature: tuple[float, int] | None
+
+
+class Daemon:
+    """Publishes the campaigns of ``files`` from ``store``; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        files: Sequence[Path],
+        *,
+        timeline: Timeline,
+        on_tick: Callable[[TickReport], None] | None = None,
+        watch_every: timedelta = WATCH_EVERY,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = dispatcher.clock
+        self.timeline = timeline
+        self.files = [WatchedFile(Path(f), _signature(Path(f))) for f in files]
+        self.on_tick = on_tick or (lambda report: None)
+        self.watch_every = watch_every
+        #: Set to ask the daemon to stop (a signal, or the end of a rehearsal).
+        self.stopping = threading.Event()
+        self._stopped = False
+        self._armed_for: datetime | None = None
+        self._arm_lock = threading.Lock()
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+
+    # -- life -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the timer: dispatch now, then whenever something is next due."""
+        self._scheduler.add_job(
+            self._watch,
+            "interval",
+            seconds=self.watch_every.total_seconds(),
+            id="watch",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self._heartbeat,
+            "interval",
+            seconds=HEARTBEAT_EVERY.total_seconds(),
+            id="heartbeat",
+            coalesce=True,
+        )
+        self._scheduler.start()
+        self.arm(self.clock.now())
+        log.info("daemon started", extra={"event": "started"})
+
+    def stop(self) -> None:
+        """Stop claiming; let what is in flight finish; return when done. Idempotent."""
+        self.stopping.set()
+        if self._stopped:
+            return
+        self._stopped = True
+        self._scheduler.shutdown(wait=True)
+        self.dispatcher.close()
+        log.info("daemon stopped", extra={"event": "stopped"})
+
+    def run_forever(self) -> None:
+        """Start, and serve until SIGTERM/SIGINT (SIGHUP re-reads the campaign files)."""
+        self.install_signals()
+        self.start()
+        try:
+            self.stopping.wait()
+        finally:
+            self.stop()
+
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT → stop; SIGHUP → reload (main thread only)."""
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping on signal", extra={"event": "signal", "signal": signum})
+            self.stopping.set()
+
+        def reload(_signum: int, _frame: FrameType | None) -> None:
+            threading.Thread(target=self.reload, name="reload", daemon=True).start()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    # -- the timer ------------------------------------------------------------------------
+
+    def arm(self, due: datetime | None) -> None:
+        """Fire the dispatch job at campaign instant ``due`` (None: nothing waits)."""
+        if self.stopping.is_set():
+            return
+        with self._arm_lock:
+            if due is None:
+                self._armed_for = None
+                if self._scheduler.get_job(DISPATCH_JOB):
+                    self._scheduler.remove_job(DISPATCH_JOB)
+                return
+            self._armed_for = due
+            run_at = datetime.now(UTC) + timedelta(seconds=self.timeline.real_delay(due))
+            self._scheduler.add_job(
+                self._dispatch,
+                "date",
+                run_date=run_at,
+                args=[due],
+                id=DISPATCH_JOB,
+                replace_existing=True,
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+            )
+
+    def _dispatch(self, due: datetime) -> None:
+        if self.stopping.is_set():
+            return
+        self.timeline.arrive(due)
+        try:
+            report = self.dispatcher.tick()
+        except PostschedulerError as error:
+            log.error("dispatch failed: %s", error, extra={"event": "dispatch_failed"})
+            report = TickReport(next_due=self.clock.now() + timedelta(seconds=30))
+        self.on_tick(report)
+        if report.claimed:
+            # More may be due at once (one per account per tick): look again straight away.
+            self.arm(self.clock.now())
+        else:
+            self.arm(report.next_due)
+
+    # -- campaign files -------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        for index, watched in enumerate(self.files):
+            signature = _signature(watched.path)
+            if signature == watched.signature:
+                continue
+            self.files[index] = WatchedFile(watched.path, signature)
+            self.sync(watched.path)
+
+    def reload(self) -> None:
+        """Re-read every campaign file now (SIGHUP)."""
+        for watched in self.files:
+            self.sync(watched.path, force=True)
+
+    def sync(self, path: Path, *, force: bool = False) -> bool:
+        """Sync one campaign file; a refused edit is logged and the last good plan kept."""
+        try:
+            outcome = sync_file(self.store, path, self.clock.now(), force=force)
+        except CampaignInvalid as error:
+            for line in error.lines():
+                log.error("%s", line, extra={"event": "edit_refused", "file": str(path)})
+            log.error(
+                "%s: edit refused, the last good plan keeps running",
+                path,
+                extra={"event": "edit_refused", "file": str(path)},
+            )
+            return False
+        except PostschedulerError as error:
+            log.error("%s: %s", path, error, extra={"event": "sync_failed", "file": str(path)})
+            return False
+        log.info("%s", outcome.summary(), extra={"event": "synced", "file": str(path)})
+        self.arm(self.store.next_due())
+        return True
+
+    def _heartbeat(self) -> None:
+        log.info(
+            "alive; next due %s",
+            self._armed_for,
+            extra={"event": "heartbeat"},
+        )
+
+
+def _signature(path: Path) -> tuple[float, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime, stat.st_size)
+
+
+def run_once(dispatcher: Dispatcher, *, limit: int = 10_000) -> list[TickReport]:
+    """``run --once``: publish what is due now, then return (for cron and tests)."""
+    reports: list[TickReport] = []
+    for _ in range(limit):
+        report = dispatcher.tick()
+        reports.append(report)
+        if not report.claimed:
+            break
+    return reports

@@ -1,0 +1,198 @@
+"""The daemon and the rehearsal as an organiser runs them: subprocesses over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXE = [sys.executable, "-m", "postscheduler"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EXE, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_rehearsing_the_example_publishes_everything_exactly_once() -> None:
+    result = run("rehearse", "config/campaign.toml", "--speed", "40000", "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    document = json.loads(result.stdout)
+    assert document["ok"] is True
+    checked = json.loads(run("check", "config/campaign.toml", "--json").stdout)
+    assert document["counts"] == {"published": len(checked["publications"])}
+    assert document["duplicates"] == []
+    assert document["missing"] == []
+    assert document["lateness_seconds"]["max"] == 0
+    # Live progress: one line per publication, in campaign time, on stderr with --json.
+    assert result.stderr.count(" published ") == len(checked["publications"])
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postscheduler.sandbox", "--accounts", "alba,peuples"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    info: dict[str, Any] = json.loads(line)
+    try:
+        yield info
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+
+
+def campaign(folder: Path, url: str, *, minutes_ago: int = 1) -> Path:
+    now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
+    due = now - timedelta(minutes=minutes_ago)
+    text = f"""
+[campaign]
+id = "live"
+name = "Live"
+timezone = "UTC"
+start = {(now - timedelta(hours=1)).isoformat()}
+end = {(now + timedelta(hours=2)).isoformat()}
+language = "fr"
+hashtags = ["Essai"]
+misfire = {{ policy = "grace", grace = "15m" }}
+min_spacing = "0m"
+
+[accounts.alba]
+instance = "{url}"
+token = {{ env = "ALBA_TOKEN" }}
+
+[accounts.peuples]
+instance = "{url}"
+token = {{ file = "peuples.token" }}
+
+[[posts]]
+id = "bonjour"
+at = {due.isoformat()}
+text = "Bonjour depuis postscheduler"
+accounts = ["alba"]
+
+[[posts]]
+id = "salut"
+at = {due.isoformat()}
+text = "Salut depuis postscheduler"
+accounts = ["peuples"]
+
+[[posts]]
+id = "plus-tard"
+at = {(now + timedelta(hours=1)).isoformat()}
+text = "Plus tard"
+accounts = ["alba"]
+"""
+    path = folder / "campaign.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def stored(url: str) -> list[dict[str, Any]]:
+    answer: list[dict[str, Any]] = httpx.get(f"{url}/_sandbox/statuses").json()
+    return answer
+
+
+def test_run_once_publishes_what_is_due_and_never_twice(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    url, tokens = sandbox["url"], sandbox["tokens"]
+    path = campaign(tmp_path, url)
+    token_file = tmp_path / "peuples.token"
+    token_file.write_text(tokens["peuples"] + "\n")
+    token_file.chmod(0o600)
+    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
+    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    first = run("run", str(path), "--once", "--db", db, env=env)
+    assert first.returncode == 0, first.stderr
+    texts = sorted(s["text"] for s in stored(url))
+    assert texts == [
+        "Bonjour depuis postscheduler\n\n#Essai",
+        "Salut depuis postscheduler\n\n#Essai",
+    ]
+    again = run("run", str(path), "--once", "--db", db, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing was due" in again.stderr
+    assert len(stored(url)) == 2
+    shown = json.loads(run("show", "live/bonjour/alba/1", "--json", "--db", db).stdout)
+    assert shown["state"] == "published"
+    assert shown["remote_url"].startswith(url)
+    for output in (first.stdout, first.stderr, again.stdout, again.stderr):
+        assert tokens["alba"] not in output
+        assert tokens["peuples"] not in output
+        assert "Traceback" not in output
+
+
+def test_a_token_file_others_can_read_is_refused_and_nothing_is_sent(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    url, tokens = sandbox["url"], sandbox["tokens"]
+    path = campaign(tmp_path, url)
+    token_file = tmp_path / "peuples.token"
+    token_file.write_text(tokens["peuples"])
+    token_file.chmod(0o644)
+    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
+    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    result = run("run", str(path), "--once", "--db", db, env=env)
+    assert result.returncode == 0, result.stderr
+    assert [s["text"].split("\n")[0] for s in stored(url)] == ["Bonjour depuis postscheduler"]
+    shown = json.loads(run("show", "live/salut/peuples/1", "--json", "--db", db).stdout)
+    assert shown["state"] == "retrying"
+    assert "chmod 600" in shown["last_error"]
+    assert tokens["peuples"] not in result.stderr
+
+
+def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    url, tokens = sandbox["url"], sandbox["tokens"]
+    path = campaign(tmp_path, url)
+    token_file = tmp_path / "peuples.token"
+    token_file.write_text(tokens["peuples"])
+    token_file.chmod(0o600)
+    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
+    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    daemon = subprocess.Popen(
+        [*EXE, "run", str(path), "--db", db],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(stored(url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting for the daemon to act, not for time to pass
+        assert len(stored(url)) == 2
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err[-2000:]
+    assert "daemon stopped" in err
+    assert "Traceback" not in err
+    assert tokens["alba"] not in err + out
