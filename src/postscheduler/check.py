@@ -8,7 +8,7 @@ every problem is shown at once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,10 +16,16 @@ from typing import Any
 
 from postscheduler.campaign_file import LoadedCampaign, load_campaign, locate
 from postscheduler.cron import expand_cron
+from postscheduler.domain.compose import CountingRules
 from postscheduler.domain.plan import PlannedPublication, account_rules, plan_campaign
 from postscheduler.domain.problems import Problem
 from postscheduler.domain.software import Software, facts_for
-from postscheduler.errors import CampaignInvalid, ConfigError
+from postscheduler.errors import (
+    CampaignInvalid,
+    ConfigError,
+    DiscoveryError,
+    PostschedulerError,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class CheckReport:
     publications: tuple[PlannedPublication, ...]
     loaded: LoadedCampaign | None = None
     window: tuple[datetime, datetime] | None = None
+    #: What the servers said of themselves (``check --online``).
+    notes: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[Problem]:
@@ -77,8 +85,16 @@ class CheckReport:
         return result
 
 
-def check_file(path: str | Path) -> CheckReport:
-    """Load and plan the campaign at ``path``; never raises for a problem in the file."""
+def check_file(
+    path: str | Path,
+    *,
+    online: Callable[[LoadedCampaign], tuple[dict[str, CountingRules], list[str]]] | None = None,
+) -> CheckReport:
+    """Load and plan the campaign at ``path``; never raises for a problem in the file.
+
+    With ``online``, each account's server is asked how it counts (discovery) and the plan
+    follows its answers; a server that cannot be asked is reported as an error.
+    """
     shown = str(path)
     try:
         loaded = load_campaign(path)
@@ -86,12 +102,34 @@ def check_file(path: str | Path) -> CheckReport:
         return CheckReport(shown, _ordered(error.problems), ())
     except ConfigError as error:
         return CheckReport(shown, (error.problem,), ())
-    return check_loaded(shown, loaded)
+    if online is None:
+        return check_loaded(shown, loaded)
+    try:
+        rules, notes = online(loaded)
+    except DiscoveryError as error:
+        where = f"accounts.{error.account}.instance" if error.account else ""
+        problem = Problem(where, f"cannot ask {error.instance} what server it is: {error.what}")
+        return CheckReport(shown, tuple(locate([problem], loaded.source)), (), loaded)
+    except PostschedulerError as error:
+        problem = Problem("", str(error))
+        return CheckReport(shown, tuple(locate([problem], loaded.source)), (), loaded)
+    report = check_loaded(shown, loaded, rules)
+    return CheckReport(
+        report.path,
+        report.problems,
+        report.publications,
+        report.loaded,
+        report.window,
+        tuple(notes),
+    )
 
 
-def check_loaded(shown: str, loaded: LoadedCampaign) -> CheckReport:
-    """Plan a campaign already loaded (``shown`` names its file in messages)."""
-    plan = plan_campaign(loaded.campaign, loaded.statement, loaded.media, expand_cron)
+def check_loaded(
+    shown: str, loaded: LoadedCampaign, rules: Mapping[str, CountingRules] | None = None
+) -> CheckReport:
+    """Plan a campaign already loaded (``shown`` names its file in messages); ``rules``
+    are how each account's server counts, when it was asked (``check --online``)."""
+    plan = plan_campaign(loaded.campaign, loaded.statement, loaded.media, expand_cron, rules)
     problems = _ordered([*loaded.warnings, *locate(plan.problems, loaded.source)])
     window = (
         (plan.window_start, plan.window_end)
@@ -195,7 +233,7 @@ def report_text(report: CheckReport, *, full: bool = False, width: int = 100) ->
             f"window: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} {settings.timezone} "
             f"({_iso(report.window[0])} to {_iso(report.window[1])})"
         )
-        for account in report.accounts():
+        for account in [] if report.notes else report.accounts():
             assumed = (
                 " (assumed: software = auto until the server is asked)" if account.assumed else ""
             )

@@ -11,6 +11,7 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from postscheduler.cli_accounts import add_accounts_commands
 from postscheduler.cli_daemon import add_daemon_commands
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--strict", action="store_true", help="treat warnings as errors (exit 1 if any)"
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="ask each account's server how it counts and what it accepts (needs the network)",
     )
     check.set_defaults(handler=_check)
 
@@ -109,13 +115,29 @@ def _check(args: argparse.Namespace) -> int:
         summary_line,
     )
 
-    report = check_file(args.campaign)
+    online = None
+    if args.online:
+        from datetime import UTC, datetime  # noqa: PLC0415
+
+        from postscheduler.publishers.discovery import (  # noqa: PLC0415
+            discovery_client,
+            online_rules,
+        )
+
+        client = discovery_client()
+
+        def online(loaded: Any) -> Any:
+            return online_rules(loaded, store=None, client=client, now=datetime.now(UTC))
+
+    report = check_file(args.campaign, online=online)
     failed = not report.ok or (args.strict and bool(report.warnings))
     if args.json:
         print(report_json(report))
         return EXIT_PROBLEM if failed else EXIT_OK
     width = shutil.get_terminal_size((120, 24)).columns
     text = report_text(report, full=args.full, width=width)
+    for note in report.notes:
+        print(note)
     if text:
         print(text)
     for line in problems_text(report):
