@@ -129,7 +129,11 @@ def _check(args: argparse.Namespace) -> int:
         def online(loaded: Any) -> Any:
             return online_rules(loaded, store=None, client=client, now=datetime.now(UTC))
 
-    report = check_file(args.campaign, online=online)
+    try:
+        report = check_file(args.campaign, online=online)
+    finally:
+        if args.online:
+            client.close()
     failed = not report.ok or (args.strict and bool(report.warnings))
     if args.json:
         print(report_json(report))
@@ -231,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args)
     except PostschedulerError as error:
-        print(f"postscheduler: {error}", file=sys.stderr)
+        from postscheduler.credentials import redact  # noqa: PLC0415
+
+        print(f"postscheduler: {redact(str(error))}", file=sys.stderr)
         return EXIT_PROBLEM
     except KeyboardInterrupt:
         return 130

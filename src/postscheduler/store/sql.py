@@ -76,6 +76,11 @@ T = TRANSITIONS
 
 #: Rows per statement when a sync writes in bulk (keeps SQLite under its variable limit).
 BATCH = 5_000
+#: Aliases of the publications table for claim_due's subqueries, made once: an alias builds
+#: its column collection on first use (~3 ms of CPU for this table), every tick otherwise.
+_Q = P.alias("q")
+_R = P.alias("r")
+_D = P.alias("d")
 
 
 class SqlStore:
@@ -580,14 +585,25 @@ class SqlStore:
         """See :class:`postscheduler.ports.Store`."""
         A, C = ACCOUNTS, CAMPAIGNS
         claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
-        Q = P.alias("q")
-        R = P.alias("r")
+        Q, R = _Q, _R
         in_flight = (
             select(Q.c.id)
             .where(
                 Q.c.campaign_id == A.c.campaign_id,
                 Q.c.account == A.c.name,
                 Q.c.state == State.CLAIMED.value,
+            )
+            .exists()
+        )
+        # Only the accounts with something due are looked at one by one below (one index
+        # probe each here): a tick then costs O(accounts with work), not O(accounts).
+        has_due = (
+            select(_D.c.id)
+            .where(
+                _D.c.campaign_id == A.c.campaign_id,
+                _D.c.account == A.c.name,
+                _D.c.state.in_(claimable),
+                _D.c.due_at <= now,
             )
             .exists()
         )
@@ -600,29 +616,36 @@ class SqlStore:
                     A.c.held_reason.is_(None),
                     C.c.paused.is_(False),
                     ~in_flight,
+                    has_due,
                 )
                 .order_by(A.c.campaign_id, A.c.name)
                 .with_for_update(of=A, skip_locked=True)
             ).all()
+            # Built once, executed per account with its parameters: building the statement
+            # anew for each account cost ~1 ms of CPU each (SQLAlchemy's construction and
+            # cache key), which made a tick O(accounts) milliseconds even with nothing due.
+            previous_published = (
+                select(R.c.id)
+                .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
+                .exists()
+            )
+            earliest = (
+                select(P.c.id, P.c.key, P.c.state, P.c.due_at)
+                .where(
+                    P.c.campaign_id == bindparam("campaign_id"),
+                    P.c.account == bindparam("account"),
+                    P.c.state.in_(claimable),
+                    P.c.due_at <= bindparam("now", type_=P.c.due_at.type),
+                    (P.c.reply_to.is_(None)) | previous_published,
+                )
+                .order_by(P.c.due_at, P.c.key)
+                .limit(1)
+                .with_for_update(of=P, skip_locked=True)
+            )
             chosen: list[tuple[Any, ...]] = []
             for campaign_id, name in accounts:
-                previous_published = (
-                    select(R.c.id)
-                    .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
-                    .exists()
-                )
                 row = db.execute(
-                    select(P.c.id, P.c.key, P.c.state, P.c.due_at)
-                    .where(
-                        P.c.campaign_id == campaign_id,
-                        P.c.account == name,
-                        P.c.state.in_(claimable),
-                        P.c.due_at <= now,
-                        (P.c.reply_to.is_(None)) | previous_published,
-                    )
-                    .order_by(P.c.due_at, P.c.key)
-                    .limit(1)
-                    .with_for_update(of=P, skip_locked=True)
+                    earliest, {"campaign_id": campaign_id, "account": name, "now": now}
                 ).first()
                 if row is not None:
                     chosen.append(tuple(row))
