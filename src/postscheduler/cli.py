@@ -16,6 +16,7 @@ from typing import Any
 from postscheduler.cli_accounts import add_accounts_commands
 from postscheduler.cli_daemon import add_daemon_commands
 from postscheduler.cli_db import add_db_commands
+from postscheduler.cli_sandbox import add_sandbox_commands
 from postscheduler.cli_queue import add_queue_commands
 
 EXIT_OK = 0
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_queue_commands(commands)
     add_daemon_commands(commands)
     add_accounts_commands(commands)
+    add_sandbox_commands(commands)
     add_db_commands(commands)
 
     statement = commands.add_parser(
