@@ -16,8 +16,8 @@ from typing import Any
 from postscheduler.cli_accounts import add_accounts_commands
 from postscheduler.cli_daemon import add_daemon_commands
 from postscheduler.cli_db import add_db_commands
-from postscheduler.cli_sandbox import add_sandbox_commands
 from postscheduler.cli_queue import add_queue_commands
+from postscheduler.cli_sandbox import add_sandbox_commands
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
