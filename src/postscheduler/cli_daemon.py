@@ -38,6 +38,13 @@ def add_daemon_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     run.add_argument("--once", action="store_true", help="publish what is due now, then exit")
     run.add_argument("--workers", type=int, default=4, help="accounts published in parallel")
     run.add_argument(
+        "--lease",
+        type=_positive,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long a claim is held before another worker may take it over (default 600)",
+    )
+    run.add_argument(
         "--owner", default=None, help="this worker's name in the history (default host:pid)"
     )
     run.add_argument("--verbose", action="store_true", help="log debug details")
@@ -83,6 +90,7 @@ def _setup_logging(verbose: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     import os  # noqa: PLC0415
     import socket  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from postscheduler.clock import SystemClock  # noqa: PLC0415
@@ -110,9 +118,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{path}: refused; the last good plan keeps running", file=sys.stderr)
     owner = args.owner or f"{socket.gethostname()}:{os.getpid()}"
     publishers = LivePublishers(store, clock)
-    dispatcher = Dispatcher(
-        store, publishers, clock, DispatchSettings(owner=owner, workers=max(args.workers, 1))
+    settings = DispatchSettings(
+        owner=owner, workers=max(args.workers, 1), lease=timedelta(seconds=args.lease)
     )
+    dispatcher = Dispatcher(store, publishers, clock, settings)
     try:
         if args.once:
             reports = run_once(dispatcher)

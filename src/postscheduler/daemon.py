@@ -176,17 +176,35 @@ class Daemon:
         if self.stopping.is_set():
             return
         self.timeline.arrive(due)
+        report = self._tick()
+        # More may be due at once (one per account per tick), or something became due while
+        # that tick ran: look again straight away, in this run of the job. Re-arming the job
+        # for "now" from inside itself raced with APScheduler: it could fire before this run
+        # ended, be skipped (max_instances=1) and be dropped (a date job), and then nothing
+        # was dispatched until the next sync. (Bounded: claims make progress; a moment
+        # already past that claims nothing is looked at again only twice.)
+        again = 2
+        while not self.stopping.is_set():
+            if not report.claimed:
+                if again == 0 or report.next_due is None or report.next_due > self.clock.now():
+                    break
+                again -= 1
+            report = self._tick()
+        self.arm(report.next_due)
+
+    def _tick(self) -> TickReport:
         try:
             report = self.dispatcher.tick()
         except PostschedulerError as error:
             log.error("dispatch failed: %s", error, extra={"event": "dispatch_failed"})
             report = TickReport(next_due=self.clock.now() + timedelta(seconds=30))
+        except Exception:
+            # A bug must not stop the timer: the dispatch job is a one-shot date job, and
+            # an exception escaping it left the daemon alive but never dispatching again.
+            log.exception("dispatch failed unexpectedly", extra={"event": "dispatch_failed"})
+            report = TickReport(next_due=self.clock.now() + timedelta(seconds=30))
         self.on_tick(report)
-        if report.claimed:
-            # More may be due at once (one per account per tick): look again straight away.
-            self.arm(self.clock.now())
-        else:
-            self.arm(report.next_due)
+        return report
 
     # -- campaign files -------------------------------------------------------------------
 

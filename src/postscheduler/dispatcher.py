@@ -16,6 +16,10 @@ them in a bounded pool, accounts in parallel. For each claim:
 
 No database transaction is open while the network is used (DESIGN §4 invariant 6): the
 claim, the media ids and the outcome are each their own short transaction.
+
+Crash points (:mod:`postscheduler.crashpoints`, test-only: inert unless the environment
+variable ``POSTSCHEDULER_CRASHPOINTS`` is set) mark where the torture test may kill the
+process: ``after_claim``, ``after_send``, ``during_record`` and ``after_record``.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from postscheduler.crashpoints import crashpoint
 from postscheduler.domain.keys import idempotency_key
 from postscheduler.domain.states import State
 from postscheduler.domain.timing import MASTODON_BUDGET, Budget, misfire, next_allowed, retry_at
@@ -135,6 +140,7 @@ class Dispatcher:
             lease=self.settings.lease,
             limit=self.settings.batch,
         )
+        crashpoint("after_claim")
         report.claimed = len(claimed)
         if claimed:
             campaigns = {c.id: c for c in self.store.campaigns()}
@@ -164,6 +170,10 @@ class Dispatcher:
             log.warning("lease lost", extra={"event": "lease_lost", "key": record.key})
             return f"lease lost: {error}"
         except PostschedulerError as error:
+            if record.cause == RECONCILE:
+                # It may be on the server and nobody could look: sending it again (a retry)
+                # could publish it twice. It stays uncertain and is looked for again.
+                return self._look_again(record, error)
             # Anything else we raise on purpose (a credential, a discovery failure): retry.
             return self._retry(record, campaign, str(error), server_says=None)
 
@@ -190,6 +200,18 @@ class Dispatcher:
             found = publisher.find_status(record, since=record.scheduled_at - timedelta(minutes=1))
             if found is not None:
                 return self._published(record, found.remote_id, found.url, "found on the server")
+            later = self._reaped_recently(record, now)
+            if later is not None:
+                self.store.record(
+                    record.key,
+                    owner=self.settings.owner,
+                    to=State.UNCERTAIN,
+                    now=now,
+                    cause="not on the server yet; its worker may only be slow: looked for again "
+                    f"at {later:%H:%M:%S} UTC",
+                    next_attempt_at=later,
+                )
+                return "uncertain"
         first_try = record.next_attempt_at is None and record.part == 1
         verdict = misfire(
             due=record.scheduled_at if first_try else now,
@@ -228,6 +250,8 @@ class Dispatcher:
         try:
             media_ids = self._media(record, campaign, publisher, self.clock.now())
             reply_to = self.store.get(record.reply_to).remote_id if record.reply_to else None
+            if self._lease_too_short(record):
+                return self._put_back(record)
             published = publisher.post_status(
                 record,
                 idempotency_key=idempotency_key(record.key, record.content_hash),
@@ -271,6 +295,7 @@ class Dispatcher:
             )
             self.notify(Notice("account_held", record.campaign, record.account, reason, record.key))
             return "account held"
+        crashpoint("after_send")
         if record.part == 1:
             with self._lock:
                 self._sent[(campaign.id, account.name)].append(self.clock.now())
@@ -280,6 +305,7 @@ class Dispatcher:
         self, record: PublicationRecord, remote_id: str, url: str | None, cause: str
     ) -> str:
         now = self.clock.now()
+        crashpoint("during_record")
         done = self.store.record(
             record.key,
             owner=self.settings.owner,
@@ -290,6 +316,7 @@ class Dispatcher:
             remote_url=url,
             published_at=now,
         )
+        crashpoint("after_record")
         self.on_published(done)
         return "published"
 
@@ -329,6 +356,76 @@ class Dispatcher:
             next_attempt_at=moment,
         )
         return "retrying"
+
+    def _lease_too_short(self, record: PublicationRecord) -> bool:
+        """True when less than half the lease is left: too late to start a send.
+
+        A claim can wait in the pool, or its worker stall (a paused VM, SIGSTOP, swapping),
+        past its lease; another worker then reaps it and, not finding it on the server,
+        sends it — a late send of ours would publish it twice where the server ignores the
+        Idempotency-Key. So a send starts only in the first half of the lease, and a reaped
+        claim is sent again only two leases after it was claimed (:meth:`_reaped_recently`):
+        a worker stalled between this check and its request has 1.5 leases to land it.
+        """
+        expires = record.lease_expires_at
+        return expires is not None and self.clock.now() + self.settings.lease / 2 > expires
+
+    def _put_back(self, record: PublicationRecord) -> str:
+        """Return an unsent claim to the queue, due now (uncertain ones stay uncertain)."""
+        now = self.clock.now()
+        self.store.record(
+            record.key,
+            owner=self.settings.owner,
+            to=State.UNCERTAIN if record.cause == RECONCILE else State.RETRYING,
+            now=now,
+            cause="its lease ran short before it could be sent: back to the queue, unsent",
+            next_attempt_at=now,
+        )
+        return "put back"
+
+    def _reaped_recently(self, record: PublicationRecord, now: datetime) -> datetime | None:
+        """When a reaped claim may be sent again, if that is still to come (else None): two
+        leases after it was claimed, as its worker may be stalled with the request still to
+        land (see :meth:`_lease_too_short`). The dead worker's lease is taken as how long it
+        held the claim, at most our own."""
+        claimed: datetime | None = None
+        reaped: tuple[datetime, datetime] | None = None
+        for line in self.store.history(record.key):
+            if line.to_state is State.CLAIMED:
+                claimed = line.at
+            elif line.to_state is State.UNCERTAIN:
+                reaped = (claimed, line.at) if line.actor == "reaper" and claimed else None
+        if reaped is None:
+            return None
+        claimed_at, reaped_at = reaped
+        later = claimed_at + 2 * min(reaped_at - claimed_at, self.settings.lease)
+        return later if later > now else None
+
+    def _look_again(self, record: PublicationRecord, error: PostschedulerError) -> str:
+        """Reconciling failed before the server said whether it holds the publication."""
+        now = self.clock.now()
+        if isinstance(error, AccountUnusable):
+            self.store.hold_account(record.campaign, record.account, str(error), now=now)
+            self.notify(
+                Notice("account_held", record.campaign, record.account, str(error), record.key)
+            )
+        moment = retry_at(
+            now=now,
+            attempt=record.attempt,
+            window_end=datetime.max.replace(tzinfo=UTC),  # looking is not publishing
+            server_says=error.retry_at if isinstance(error, RetryLater) else None,
+            rng=self.rng,
+        )
+        self.store.record(
+            record.key,
+            owner=self.settings.owner,
+            to=State.UNCERTAIN,
+            now=now,
+            cause="could not look for it on the server: it will be looked for again",
+            last_error=str(error),
+            next_attempt_at=moment,
+        )
+        return "uncertain"
 
     def _pace(self, campaign: CampaignRecord, account: AccountRecord, now: datetime) -> datetime:
         with self._lock:

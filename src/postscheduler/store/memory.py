@@ -90,8 +90,11 @@ class MemoryStore:
                 self._log(record.key, None, State.SCHEDULED, now, record.cause or "", attempt=0)
             for publication in plan.changed:
                 current = self._publications[publication.key]
+                retry = current.next_attempt_at
+                if retry is not None and retry < publication.scheduled_at:
+                    retry = publication.scheduled_at  # a retry never goes before its new time
                 self._publications[publication.key] = updated(
-                    current, **content_fields(publication), updated_at=now
+                    current, **content_fields(publication), next_attempt_at=retry, updated_at=now
                 )
                 self._log(
                     publication.key,
@@ -505,11 +508,19 @@ class MemoryStore:
     def next_due(self) -> datetime | None:
         """See :class:`postscheduler.ports.Store`."""
         with self._lock:
+            busy = {
+                (r.campaign, r.account)
+                for r in self._publications.values()
+                if r.state is State.CLAIMED
+            }
+            # Only what claim_due could take: a timer armed for anything else would spin.
             moments = [
                 r.due_at
                 for r in self._publications.values()
                 if r.state in (State.SCHEDULED, State.RETRYING, State.UNCERTAIN)
                 and self._open(r.campaign, r.account)
+                and (r.campaign, r.account) not in busy
+                and (r.reply_to is None or self._publications[r.reply_to].state is State.PUBLISHED)
             ] + [
                 r.lease_expires_at
                 for r in self._publications.values()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     func,
     insert,
     select,
@@ -58,6 +60,7 @@ from postscheduler.store.common import (
     SYNC_ACTOR,
     content_fields,
 )
+from postscheduler.store.database import BUSY_TIMEOUT_MS
 from postscheduler.store.schema import (
     ACCOUNTS,
     CAMPAIGNS,
@@ -73,14 +76,15 @@ if TYPE_CHECKING:
 
 P = PUBLICATIONS
 T = TRANSITIONS
+#: Publications again, for subqueries about an account's other rows or a previous part.
+_OTHER = P.alias("q")
+_PREVIOUS = P.alias("r")
 
 #: Rows per statement when a sync writes in bulk (keeps SQLite under its variable limit).
 BATCH = 5_000
-#: Aliases of the publications table for claim_due's subqueries, made once: an alias builds
-#: its column collection on first use (~3 ms of CPU for this table), every tick otherwise.
-_Q = P.alias("q")
-_R = P.alias("r")
-_D = P.alias("d")
+#: Publications again, for claim_due's "has something due" probe. Aliases are made once:
+#: an alias builds its column collection on first use (~3 ms of CPU for this table).
+_DUE = P.alias("d")
 
 
 class SqlStore:
@@ -88,6 +92,11 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time and every transaction here begins IMMEDIATE (takes
+        # the write lock). Threads of this process queue on this lock instead: a thread that
+        # meets SQLite's lock sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps) even
+        # once the lock is free, which made recording an outcome take ~100 ms under load.
+        self._writer = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -248,10 +257,11 @@ class SqlStore:
                     due_at=bindparam("new_due", type_=P.c.due_at.type),
                 )
             else:
+                new_due = bindparam("new_due", type_=P.c.due_at.type)
+                # A retry never goes before its new time (NULL stays NULL: not retrying).
+                retry = case((P.c.next_attempt_at < new_due, new_due), else_=P.c.next_attempt_at)
                 statement = statement.values(
-                    due_at=func.coalesce(
-                        P.c.next_attempt_at, bindparam("new_due", type_=P.c.due_at.type)
-                    )
+                    next_attempt_at=retry, due_at=func.coalesce(retry, new_due)
                 )
             db.execute(statement, params)
             moves = {
@@ -585,7 +595,7 @@ class SqlStore:
         """See :class:`postscheduler.ports.Store`."""
         A, C = ACCOUNTS, CAMPAIGNS
         claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
-        Q, R = _Q, _R
+        Q, R = _OTHER, _PREVIOUS
         in_flight = (
             select(Q.c.id)
             .where(
@@ -598,12 +608,12 @@ class SqlStore:
         # Only the accounts with something due are looked at one by one below (one index
         # probe each here): a tick then costs O(accounts with work), not O(accounts).
         has_due = (
-            select(_D.c.id)
+            select(_DUE.c.id)
             .where(
-                _D.c.campaign_id == A.c.campaign_id,
-                _D.c.account == A.c.name,
-                _D.c.state.in_(claimable),
-                _D.c.due_at <= now,
+                _DUE.c.campaign_id == A.c.campaign_id,
+                _DUE.c.account == A.c.name,
+                _DUE.c.state.in_(claimable),
+                _DUE.c.due_at <= now,
             )
             .exists()
         )
@@ -815,7 +825,23 @@ class SqlStore:
         """See :class:`postscheduler.ports.Store`."""
         A, C = ACCOUNTS, CAMPAIGNS
         claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
+        Q, R = _OTHER, _PREVIOUS
+        in_flight = (
+            select(Q.c.id)
+            .where(
+                Q.c.campaign_id == P.c.campaign_id,
+                Q.c.account == P.c.account,
+                Q.c.state == State.CLAIMED.value,
+            )
+            .exists()
+        )
+        previous_published = (
+            select(R.c.id)
+            .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
+            .exists()
+        )
         with self._begin() as db:
+            # Only what claim_due could take: a timer armed for anything else would spin.
             due = db.execute(
                 select(func.min(P.c.due_at))
                 .select_from(P)
@@ -826,6 +852,8 @@ class SqlStore:
                     A.c.paused.is_(False),
                     A.c.held_reason.is_(None),
                     C.c.paused.is_(False),
+                    ~in_flight,
+                    P.c.reply_to.is_(None) | previous_published,
                 )
             ).scalar()
             lease = db.execute(
@@ -863,22 +891,34 @@ class SqlStore:
     # -- plumbing -------------------------------------------------------------------------
 
     def _begin(self) -> Any:
-        return _Transaction(self.engine)
+        return _Transaction(self.engine, self._writer)
 
 
 class _Transaction:
-    """``engine.begin()`` whose driver errors become one clear StoreUnavailable line."""
+    """``engine.begin()`` whose driver errors become one clear StoreUnavailable line.
 
-    def __init__(self, engine: Engine) -> None:
+    With ``writer`` (SQLite), the transaction first takes that in-process lock (for at most
+    the busy timeout; then SQLite's own waiting applies, as between processes).
+    """
+
+    def __init__(self, engine: Engine, writer: threading.Lock | None = None) -> None:
         self.engine = engine
+        self.writer = writer
+        self.holding = False
         self.context: Any = None
 
     def __enter__(self) -> Connection:
+        if self.writer is not None:
+            self.holding = self.writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             self.context = self.engine.begin()
             connection: Connection = self.context.__enter__()
         except OperationalError as error:
+            self._release()
             raise StoreUnavailable(_explain(error)) from None
+        except BaseException:
+            self._release()
+            raise
         return connection
 
     def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
@@ -886,8 +926,15 @@ class _Transaction:
             self.context.__exit__(kind, value, traceback)
         except OperationalError as error:
             raise StoreUnavailable(_explain(error)) from None
+        finally:
+            self._release()
         if isinstance(value, OperationalError):
             raise StoreUnavailable(_explain(value)) from None
+
+    def _release(self) -> None:
+        if self.holding and self.writer is not None:
+            self.holding = False
+            self.writer.release()
 
 
 def _explain(error: OperationalError) -> str:
@@ -945,7 +992,6 @@ def _copy_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None
     a second, where INSERT statements (even batched) take several.
     """
     columns = list(rows[0])
-    json_columns = {i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON)}
     types = [_PG_COPY_TYPES[type(table.c[name].type).__name__] for name in columns]
     names = ", ".join(columns)
     cursor = db.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -953,10 +999,9 @@ def _copy_rows(db: Connection, table: Table, rows: list[dict[str, Any]]) -> None
         with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
             for row in rows:
-                cells = list(row.values())
-                for index in json_columns:
-                    cells[index] = json.dumps(cells[index])
-                copy.write_row(cells)
+                # JSON cells go as Python values: psycopg's json dumper encodes them (a
+                # json.dumps here would store a JSON *string*, "[]" read back as "[]").
+                copy.write_row(list(row.values()))
     finally:
         cursor.close()
 
