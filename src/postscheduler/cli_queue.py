@@ -331,7 +331,11 @@ def _cancel(args: argparse.Namespace, session: Session) -> int:
 
     cancelled: list[tuple[str, State]] = []
     refused: list[tuple[str, State, str]] = []
-    for record in _cancel_targets(args, session):
+    targets = _cancel_targets(args, session)
+    order = {record.key: index for index, record in enumerate(targets)}
+    # Last parts first: cancelling a thread's first part would otherwise cancel the later
+    # ones with it before their turn, and they would be reported as already cancelled.
+    for record in sorted(targets, key=lambda r: -r.part):
         if record.state is State.CANCELLED:
             refused.append((record.key, record.state, f"{record.key} is already cancelled"))
             continue
@@ -345,6 +349,8 @@ def _cancel(args: argparse.Namespace, session: Session) -> int:
             refused.append((record.key, record.state, str(error)))
         else:
             cancelled.append((record.key, record.state))
+    cancelled.sort(key=lambda item: order[item[0]])
+    refused.sort(key=lambda item: order[item[0]])
 
     if args.json:
         _print_json(

@@ -97,6 +97,23 @@ def test_a_failed_part_takes_its_later_parts_with_it(store: Store) -> None:
     assert all("replies to is failed" in (p.cause or "") for p in later)
 
 
+def test_retrying_a_failed_part_by_hand_brings_its_later_parts_back(store: Store) -> None:
+    sync(store, [post("long", LONG, 9)])
+    (first,) = claim(store, AT9)
+    store.record(first, owner="w1", to=State.FAILED, now=AT9, cause="422", last_error="too long")
+    store.transition(first, State.SCHEDULED, now=AT9, cause="retry by hand", actor="cli")
+    parts = store.publications(post="long")
+    assert {p.state for p in parts} == {State.SCHEDULED}
+    assert all(p.next_attempt_at is None for p in parts)
+
+
+def test_cancelling_a_part_by_hand_ends_its_later_parts(store: Store) -> None:
+    sync(store, [post("long", LONG, 9)])
+    store.transition("demo/long/alba/1", State.CANCELLED, now=AT9, cause="no", actor="cli")
+    assert {p.state for p in store.publications(post="long")} == {State.CANCELLED}
+    assert claim(store, AT9) == []
+
+
 def test_paused_and_held_accounts_are_left_alone(store: Store) -> None:
     sync(store, posts())
     store.set_paused("demo", "alba", True, now=AT9)

@@ -813,12 +813,7 @@ def test_next_due_skips_a_thread_part_waiting_for_its_first_part(
     assert {r.state for r in machine.store.publications()} == {State.PUBLISHED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cancel KEY of a thread's first part leaves its later parts scheduled forever "
-    "(record() ends the followers of a failed or expired part; transition() does not)",
-)
-def test_a_thread_part_behind_a_cancelled_part_never_ends(machine: PublishingMachine) -> None:
+def test_a_thread_part_behind_a_cancelled_part_ends_with_it(machine: PublishingMachine) -> None:
     at_window_start(machine, {"p1": PostSpec(0, ("ana",), 1, True)})
     machine.store.transition(
         "sm/p1/ana/1", State.CANCELLED, now=machine.clock.now(), cause="no", actor=CLI_ACTOR

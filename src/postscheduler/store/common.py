@@ -23,6 +23,8 @@ CLI_ACTOR = "cli"
 ADDED = "added from the campaign file"
 CHANGED = "changed in the campaign file"
 REVIVED = "back in the campaign file"
+#: The cause of a thread part that ended (or came back) with the part it replies to.
+FOLLOWER_CAUSE = "the part it replies to is"
 
 
 def media_json(media: Sequence[MediaFile]) -> tuple[dict[str, Any], ...]:

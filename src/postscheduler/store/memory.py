@@ -28,6 +28,7 @@ from postscheduler.ports import (
 )
 from postscheduler.store.common import (
     CHANGED,
+    FOLLOWER_CAUSE,
     REVIVED,
     SYNC_ACTOR,
     content_fields,
@@ -284,6 +285,7 @@ class MemoryStore:
                 actor=actor,
                 detail=detail,
             )
+            self._end_followers(key, to, now, actor)
             return record
 
     def set_paused(
@@ -440,18 +442,27 @@ class MemoryStore:
                 actor=owner,
                 detail=detail,
             )
-            if to in (State.FAILED, State.EXPIRED):
-                self._end_followers(key, to, now, owner)
+            self._end_followers(key, to, now, owner)
             return record
 
     def _end_followers(self, key: str, to: State, now: datetime, owner: str) -> None:
+        """See :meth:`postscheduler.store.sql.SqlStore._end_followers`."""
+        if to is State.SCHEDULED:
+            waiting = {State.FAILED, State.EXPIRED, State.CANCELLED}
+        elif to in (State.FAILED, State.EXPIRED, State.CANCELLED):
+            waiting = {State.SCHEDULED, State.RETRYING}
+        else:
+            return
         followers = {r.reply_to: r for r in self._publications.values() if r.reply_to}
         follower = followers.get(key)
-        while follower is not None and follower.state in (State.SCHEDULED, State.RETRYING):
-            cause = f"the part it replies to is {to.value}"
-            self._publications[follower.key] = updated(
-                follower, state=to, cause=cause, updated_at=now
-            )
+        while follower is not None and follower.state in waiting:
+            if to is State.SCHEDULED and not (follower.cause or "").startswith(FOLLOWER_CAUSE):
+                return
+            cause = f"{FOLLOWER_CAUSE} {'back' if to is State.SCHEDULED else to.value}"
+            changes: dict[str, object] = {"state": to, "cause": cause, "updated_at": now}
+            if to is State.SCHEDULED:
+                changes["next_attempt_at"] = None
+            self._publications[follower.key] = updated(follower, **changes)
             self._log(
                 follower.key, follower.state, to, now, cause, attempt=follower.attempt, actor=owner
             )

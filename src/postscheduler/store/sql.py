@@ -56,6 +56,7 @@ from postscheduler.ports import (
 from postscheduler.store.common import (
     ADDED,
     CHANGED,
+    FOLLOWER_CAUSE,
     REVIVED,
     SYNC_ACTOR,
     content_fields,
@@ -521,6 +522,7 @@ class SqlStore:
                 changes["next_attempt_at"] = None
                 changes["due_at"] = current.scheduled_at
             db.execute(update(P).where(P.c.key == key).values(**changes))
+            self._end_followers(db, key, to, now, actor)
             publication_id = db.execute(select(P.c.id).where(P.c.key == key)).scalar_one()
             db.execute(
                 insert(T).values(
@@ -741,31 +743,48 @@ class SqlStore:
                 actor=owner,
                 detail=detail,
             )
-            if to in (State.FAILED, State.EXPIRED):
-                self._end_followers(db, key, to, now, owner)
+            self._end_followers(db, key, to, now, owner)
             return self._get(db, key)
 
     def _end_followers(
         self, db: Connection, key: str, to: State, now: datetime, owner: str
     ) -> None:
-        """The later parts of a thread whose part ``key`` ended ``to``: they end too."""
-        pending = (State.SCHEDULED.value, State.RETRYING.value)
+        """Keep a thread whole: when part ``key`` ends failed, expired or cancelled, its
+        later parts still waiting end the same way; when it is scheduled again (retry by
+        hand), the later parts that had ended because of it come back too."""
+        if to is State.SCHEDULED:
+            waiting: tuple[str, ...] = (
+                State.FAILED.value,
+                State.EXPIRED.value,
+                State.CANCELLED.value,
+            )
+        elif to in (State.FAILED, State.EXPIRED, State.CANCELLED):
+            waiting = (State.SCHEDULED.value, State.RETRYING.value)
+        else:
+            return
         follower = db.execute(
-            select(P.c.id, P.c.key, P.c.state, P.c.attempt).where(P.c.reply_to == key)
+            select(P.c.id, P.c.key, P.c.state, P.c.attempt, P.c.cause, P.c.scheduled_at).where(
+                P.c.reply_to == key
+            )
         ).first()
         while follower is not None:
-            ident, follower_key, state, attempt = follower
-            if state not in pending:
+            ident, follower_key, state, attempt, previous_cause, scheduled_at = follower
+            if state not in waiting:
                 return
-            cause = f"the part it replies to is {to.value}"
-            db.execute(
-                update(P).where(P.c.id == ident).values(state=to.value, cause=cause, updated_at=now)
-            )
+            if to is State.SCHEDULED and not (previous_cause or "").startswith(FOLLOWER_CAUSE):
+                return
+            cause = f"{FOLLOWER_CAUSE} {'back' if to is State.SCHEDULED else to.value}"
+            values: dict[str, Any] = {"state": to.value, "cause": cause, "updated_at": now}
+            if to is State.SCHEDULED:
+                values.update(next_attempt_at=None, due_at=scheduled_at)
+            db.execute(update(P).where(P.c.id == ident).values(**values))
             self._history_line(
                 db, ident, (State(state), to), now=now, cause=cause, attempt=attempt, actor=owner
             )
             follower = db.execute(
-                select(P.c.id, P.c.key, P.c.state, P.c.attempt).where(P.c.reply_to == follower_key)
+                select(P.c.id, P.c.key, P.c.state, P.c.attempt, P.c.cause, P.c.scheduled_at).where(
+                    P.c.reply_to == follower_key
+                )
             ).first()
 
     def keep_media(self, key: str, *, owner: str, media: Sequence[dict[str, Any]]) -> None:
