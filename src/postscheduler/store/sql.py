@@ -81,6 +81,34 @@ T = TRANSITIONS
 _OTHER = P.alias("q")
 _PREVIOUS = P.alias("r")
 
+#: States a worker may claim (an uncertain one, to reconcile it).
+_CLAIMABLE = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
+
+
+def _in_flight(campaign: Any, account: Any) -> Any:
+    """The account named by these columns has a publication claimed right now."""
+    return (
+        select(_OTHER.c.id)
+        .where(
+            _OTHER.c.campaign_id == campaign,
+            _OTHER.c.account == account,
+            _OTHER.c.state == State.CLAIMED.value,
+        )
+        .exists()
+    )
+
+
+def _in_order() -> Any:
+    """A publication's turn has come in its thread: it replies to nothing, or to a part
+    already published."""
+    previous_published = (
+        select(_PREVIOUS.c.id)
+        .where(_PREVIOUS.c.key == P.c.reply_to, _PREVIOUS.c.state == State.PUBLISHED.value)
+        .exists()
+    )
+    return P.c.reply_to.is_(None) | previous_published
+
+
 #: Rows per statement when a sync writes in bulk (keeps SQLite under its variable limit).
 BATCH = 5_000
 #: Publications again, for claim_due's "has something due" probe. Aliases are made once:
@@ -596,17 +624,7 @@ class SqlStore:
     ) -> list[PublicationRecord]:
         """See :class:`postscheduler.ports.Store`."""
         A, C = ACCOUNTS, CAMPAIGNS
-        claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
-        Q, R = _OTHER, _PREVIOUS
-        in_flight = (
-            select(Q.c.id)
-            .where(
-                Q.c.campaign_id == A.c.campaign_id,
-                Q.c.account == A.c.name,
-                Q.c.state == State.CLAIMED.value,
-            )
-            .exists()
-        )
+        in_flight = _in_flight(A.c.campaign_id, A.c.name)
         # Only the accounts with something due are looked at one by one below (one index
         # probe each here): a tick then costs O(accounts with work), not O(accounts).
         has_due = (
@@ -614,7 +632,7 @@ class SqlStore:
             .where(
                 _DUE.c.campaign_id == A.c.campaign_id,
                 _DUE.c.account == A.c.name,
-                _DUE.c.state.in_(claimable),
+                _DUE.c.state.in_(_CLAIMABLE),
                 _DUE.c.due_at <= now,
             )
             .exists()
@@ -636,19 +654,14 @@ class SqlStore:
             # Built once, executed per account with its parameters: building the statement
             # anew for each account cost ~1 ms of CPU each (SQLAlchemy's construction and
             # cache key), which made a tick O(accounts) milliseconds even with nothing due.
-            previous_published = (
-                select(R.c.id)
-                .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
-                .exists()
-            )
             earliest = (
                 select(P.c.id, P.c.key, P.c.state, P.c.due_at)
                 .where(
                     P.c.campaign_id == bindparam("campaign_id"),
                     P.c.account == bindparam("account"),
-                    P.c.state.in_(claimable),
+                    P.c.state.in_(_CLAIMABLE),
                     P.c.due_at <= bindparam("now", type_=P.c.due_at.type),
-                    (P.c.reply_to.is_(None)) | previous_published,
+                    _in_order(),
                 )
                 .order_by(P.c.due_at, P.c.key)
                 .limit(1)
@@ -843,22 +856,6 @@ class SqlStore:
     def next_due(self) -> datetime | None:
         """See :class:`postscheduler.ports.Store`."""
         A, C = ACCOUNTS, CAMPAIGNS
-        claimable = (State.SCHEDULED.value, State.RETRYING.value, State.UNCERTAIN.value)
-        Q, R = _OTHER, _PREVIOUS
-        in_flight = (
-            select(Q.c.id)
-            .where(
-                Q.c.campaign_id == P.c.campaign_id,
-                Q.c.account == P.c.account,
-                Q.c.state == State.CLAIMED.value,
-            )
-            .exists()
-        )
-        previous_published = (
-            select(R.c.id)
-            .where(R.c.key == P.c.reply_to, R.c.state == State.PUBLISHED.value)
-            .exists()
-        )
         with self._begin() as db:
             # Only what claim_due could take: a timer armed for anything else would spin.
             due = db.execute(
@@ -867,12 +864,12 @@ class SqlStore:
                 .join(A, (A.c.campaign_id == P.c.campaign_id) & (A.c.name == P.c.account))
                 .join(C, C.c.id == P.c.campaign_id)
                 .where(
-                    P.c.state.in_(claimable),
+                    P.c.state.in_(_CLAIMABLE),
                     A.c.paused.is_(False),
                     A.c.held_reason.is_(None),
                     C.c.paused.is_(False),
-                    ~in_flight,
-                    P.c.reply_to.is_(None) | previous_published,
+                    ~_in_flight(P.c.campaign_id, P.c.account),
+                    _in_order(),
                 )
             ).scalar()
             lease = db.execute(
