@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -33,6 +32,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import bench_store  # beside this script: the campaign generator both benchmarks use
 
 from postscheduler.clock import SystemClock
 from postscheduler.daemon import HEARTBEAT_EVERY, WATCH_EVERY, Daemon, Timeline
@@ -48,45 +49,11 @@ ACCOUNTS = 20
 
 
 def generate(folder: Path, publications: int, opens: datetime) -> Path:
-    """A campaign whose posts each go to every account, in a window opening at ``opens``
-    (publications ≈ posts × accounts)."""
-    shutil.copy(ROOT / "config" / "statement.txt", folder / "statement.txt")
-    posts = max(1, publications // ACCOUNTS)
-    start = opens.replace(microsecond=0, tzinfo=None)
-    lines = [
-        "[campaign]",
-        'id = "idle"',
-        'name = "Idle bench"',
-        'timezone = "UTC"',
-        f"start = {start.isoformat()}",
-        f"end = {(start + timedelta(days=365)).isoformat()}",
-        'statement = "statement.txt"',
-        'language = "fr"',
-        'hashtags = ["NousSommesTousLeVenezuela"]',
-        'posting_hours = ["00:00", "24:00"]',
-        'min_spacing = "1m"',
-        "",
-    ]
-    for index in range(ACCOUNTS):
-        lines += [
-            f"[accounts.a{index}]",
-            f'instance = "https://s{index}.example"',
-            f'token = {{ env = "IDLE_TOKEN_{index}" }}',
-            'software = "mastodon"',
-            "",
-        ]
-    for number in range(posts):
-        lines += [
-            "[[posts]]",
-            f'id = "p{number}"',
-            f'text = "Message {number} : « {{excerpt}} »"',
-            f'excerpt = {{ paragraph = 2, sentences = "{1 + number % 3}" }}',
-            f'hashtags = ["Tag{number % 50}"]',
-            "",
-        ]
-    path = folder / "campaign.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    """bench_store's campaign (every post to every account), on Mastodon accounts, in a
+    window opening at ``opens``."""
+    return bench_store.generate(
+        folder, publications, ACCOUNTS, opens=opens, softwares=("mastodon",)
+    )
 
 
 def proc_status(pid: int) -> dict[str, str]:

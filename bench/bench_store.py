@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -35,17 +36,31 @@ ROOT = Path(__file__).resolve().parent.parent
 EXE = [sys.executable, "-m", "postscheduler"]
 
 
-def generate(folder: Path, publications: int, accounts: int = 20) -> Path:
-    """A campaign whose posts each go to every account: publications ≈ posts × accounts."""
+def generate(
+    folder: Path,
+    publications: int,
+    accounts: int = 20,
+    *,
+    opens: datetime | None = None,
+    softwares: tuple[str, ...] = ("mastodon", "gotosocial", "pleroma", "takahe"),
+) -> Path:
+    """A campaign whose posts each go to every account: publications ≈ posts × accounts.
+
+    The window is a year from 2017-10-05 in Caracas, or from ``opens`` (UTC) when given.
+    """
     shutil.copy(ROOT / "config" / "statement.txt", folder / "statement.txt")
     posts = max(1, publications // accounts)
+    if opens is None:
+        zone, start = "America/Caracas", datetime(2017, 10, 5)
+    else:
+        zone, start = "UTC", opens.replace(microsecond=0, tzinfo=None)
     lines = [
         "[campaign]",
         'id = "bench"',
         'name = "Bench"',
-        'timezone = "America/Caracas"',
-        "start = 2017-10-05T00:00:00",
-        "end = 2018-10-05T00:00:00",
+        f'timezone = "{zone}"',
+        f"start = {start.isoformat()}",
+        f"end = {(start + timedelta(days=365)).isoformat()}",
         'statement = "statement.txt"',
         'language = "fr"',
         'hashtags = ["NousSommesTousLeVenezuela"]',
@@ -53,13 +68,12 @@ def generate(folder: Path, publications: int, accounts: int = 20) -> Path:
         'min_spacing = "1m"',
         "",
     ]
-    softwares = ["mastodon", "gotosocial", "pleroma", "takahe"]
     for index in range(accounts):
         lines += [
             f"[accounts.a{index}]",
             f'instance = "https://s{index}.example"',
             f'token = {{ env = "TOKEN_{index}" }}',
-            f'software = "{softwares[index % 4]}"',
+            f'software = "{softwares[index % len(softwares)]}"',
             "",
         ]
     for number in range(posts):
