@@ -149,10 +149,23 @@ class Daemon:
     # -- the timer ------------------------------------------------------------------------
 
     def arm(self, due: datetime | None) -> None:
-        """Fire the dispatch job at campaign instant ``due`` (None: nothing waits)."""
+        """Fire the dispatch job at campaign instant ``due``, or sooner if the store now
+        holds something due sooner (None and nothing waiting: no job).
+
+        The store is read again under the lock, so that two arms racing — a file sync
+        arming "now" while a dispatch run arms the later time it had read before the
+        sync committed — end with the earlier instant, not whichever came last.
+        """
         if self.stopping.is_set():
             return
         with self._arm_lock:
+            try:
+                fresh = self.store.next_due()
+            except PostschedulerError as error:
+                log.error("cannot read the next due time: %s", error, extra={"event": "arm"})
+                fresh = self.clock.now() + timedelta(seconds=30)
+            moments = [moment for moment in (due, fresh) if moment is not None]
+            due = min(moments) if moments else None
             if due is None:
                 self._armed_for = None
                 if self._scheduler.get_job(DISPATCH_JOB):
