@@ -115,7 +115,11 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop claiming; let what is in flight finish; return when done. Idempotent."""
-        self.stopping.set()
+        # Under the arm lock: an arm() under way finishes its calls to the scheduler first
+        # (it takes the scheduler's job-store lock, which shutdown(wait=True) holds while
+        # it waits for the running jobs: a job arming then would never end).
+        with self._arm_lock:
+            self.stopping.set()
         if self._stopped:
             return
         self._stopped = True
@@ -156,9 +160,9 @@ class Daemon:
         arming "now" while a dispatch run arms the later time it had read before the
         sync committed — end with the earlier instant, not whichever came last.
         """
-        if self.stopping.is_set():
-            return
         with self._arm_lock:
+            if self.stopping.is_set():
+                return
             try:
                 fresh = self.store.next_due()
             except PostschedulerError as error:
