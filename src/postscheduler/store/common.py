@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from postscheduler.domain.states import State
+from postscheduler.errors import LeaseLost
 from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, PublicationRecord
 
 if TYPE_CHECKING:
@@ -84,6 +85,14 @@ def content_fields(planned: PlannedPublication) -> dict[str, Any]:
         "reply_to": planned.reply_to,
         "content_hash": planned.content_hash,
     }
+
+
+def holds_lease(record: PublicationRecord, owner: str) -> None:
+    """Raise :class:`LeaseLost` unless ``owner`` still holds ``record``'s claim."""
+    if record.state is not State.CLAIMED or record.lease_owner != owner:
+        raise LeaseLost(
+            f"{record.key} is no longer claimed by {owner} (it is {record.state.value})"
+        )
 
 
 def updated(record: PublicationRecord, **changes: Any) -> PublicationRecord:

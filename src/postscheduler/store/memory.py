@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Stored, SyncPlan, diff
-from postscheduler.errors import LeaseLost, TransitionRefused, UnknownPublication
+from postscheduler.errors import TransitionRefused, UnknownPublication
 from postscheduler.ports import (
     RECONCILE,
     AccountRecord,
@@ -32,6 +32,7 @@ from postscheduler.store.common import (
     REVIVED,
     SYNC_ACTOR,
     content_fields,
+    holds_lease,
     new_record,
     updated,
 )
@@ -408,10 +409,7 @@ class MemoryStore:
         """See :class:`postscheduler.ports.Store`."""
         with self._lock:
             current = self.get(key)
-            if current.state is not State.CLAIMED or current.lease_owner != owner:
-                raise LeaseLost(
-                    f"{key} is no longer claimed by {owner} (it is {current.state.value})"
-                )
+            holds_lease(current, owner)
             try:
                 check_transition(key, current.state, to)
             except IllegalTransition as error:
@@ -472,8 +470,7 @@ class MemoryStore:
         """See :class:`postscheduler.ports.Store`."""
         with self._lock:
             current = self.get(key)
-            if current.state is not State.CLAIMED or current.lease_owner != owner:
-                raise LeaseLost(f"{key} is no longer claimed by {owner}")
+            holds_lease(current, owner)
             self._publications[key] = updated(current, media=tuple(media))
 
     def reap(self, *, now: datetime) -> list[str]:

@@ -38,7 +38,6 @@ from sqlalchemy.exc import OperationalError
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Refusal, Stored, SyncPlan, diff
 from postscheduler.errors import (
-    LeaseLost,
     StoreUnavailable,
     TransitionRefused,
     UnknownPublication,
@@ -60,6 +59,7 @@ from postscheduler.store.common import (
     REVIVED,
     SYNC_ACTOR,
     content_fields,
+    holds_lease,
 )
 from postscheduler.store.database import BUSY_TIMEOUT_MS
 from postscheduler.store.schema import (
@@ -721,10 +721,7 @@ class SqlStore:
         """See :class:`postscheduler.ports.Store`."""
         with self._begin() as db:
             current = self._get(db, key, lock=True)
-            if current.state is not State.CLAIMED or current.lease_owner != owner:
-                raise LeaseLost(
-                    f"{key} is no longer claimed by {owner} (it is {current.state.value})"
-                )
+            holds_lease(current, owner)
             try:
                 check_transition(key, current.state, to)
             except IllegalTransition as error:
@@ -804,8 +801,7 @@ class SqlStore:
         """See :class:`postscheduler.ports.Store`."""
         with self._begin() as db:
             current = self._get(db, key, lock=True)
-            if current.state is not State.CLAIMED or current.lease_owner != owner:
-                raise LeaseLost(f"{key} is no longer claimed by {owner}")
+            holds_lease(current, owner)
             db.execute(update(P).where(P.c.key == key).values(media=list(media)))
 
     def reap(self, *, now: datetime) -> list[str]:
