@@ -87,6 +87,29 @@ def content_fields(planned: PlannedPublication) -> dict[str, Any]:
     }
 
 
+def follower_cause(to: State, follower: State, previous_cause: str | None) -> str | None:
+    """Keep a thread whole: the cause to give a later part when the part before it becomes
+    ``to``, or None when that part is left as it is.
+
+    A part failed, expired or cancelled takes its waiting (scheduled, retrying) followers
+    with it; a part scheduled again (retry by hand) brings back the followers that had
+    ended because of it, and only those.
+    """
+    if to is State.SCHEDULED:
+        back = follower in (State.FAILED, State.EXPIRED, State.CANCELLED)
+        return (
+            f"{FOLLOWER_CAUSE} back"
+            if back and (previous_cause or "").startswith(FOLLOWER_CAUSE)
+            else None
+        )
+    if to in (State.FAILED, State.EXPIRED, State.CANCELLED) and follower in (
+        State.SCHEDULED,
+        State.RETRYING,
+    ):
+        return f"{FOLLOWER_CAUSE} {to.value}"
+    return None
+
+
 def holds_lease(record: PublicationRecord, owner: str) -> None:
     """Raise :class:`LeaseLost` unless ``owner`` still holds ``record``'s claim."""
     if record.state is not State.CLAIMED or record.lease_owner != owner:

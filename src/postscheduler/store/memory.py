@@ -28,10 +28,10 @@ from postscheduler.ports import (
 )
 from postscheduler.store.common import (
     CHANGED,
-    FOLLOWER_CAUSE,
     REVIVED,
     SYNC_ACTOR,
     content_fields,
+    follower_cause,
     holds_lease,
     new_record,
     updated,
@@ -444,19 +444,13 @@ class MemoryStore:
             return record
 
     def _end_followers(self, key: str, to: State, now: datetime, owner: str) -> None:
-        """See :meth:`postscheduler.store.sql.SqlStore._end_followers`."""
-        if to is State.SCHEDULED:
-            waiting = {State.FAILED, State.EXPIRED, State.CANCELLED}
-        elif to in (State.FAILED, State.EXPIRED, State.CANCELLED):
-            waiting = {State.SCHEDULED, State.RETRYING}
-        else:
-            return
+        """Keep a thread whole (see :func:`postscheduler.store.common.follower_cause`)."""
         followers = {r.reply_to: r for r in self._publications.values() if r.reply_to}
         follower = followers.get(key)
-        while follower is not None and follower.state in waiting:
-            if to is State.SCHEDULED and not (follower.cause or "").startswith(FOLLOWER_CAUSE):
+        while follower is not None:
+            cause = follower_cause(to, follower.state, follower.cause)
+            if cause is None:
                 return
-            cause = f"{FOLLOWER_CAUSE} {'back' if to is State.SCHEDULED else to.value}"
             changes: dict[str, object] = {"state": to, "cause": cause, "updated_at": now}
             if to is State.SCHEDULED:
                 changes["next_attempt_at"] = None

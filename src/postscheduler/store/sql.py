@@ -55,10 +55,10 @@ from postscheduler.ports import (
 from postscheduler.store.common import (
     ADDED,
     CHANGED,
-    FOLLOWER_CAUSE,
     REVIVED,
     SYNC_ACTOR,
     content_fields,
+    follower_cause,
     holds_lease,
 )
 from postscheduler.store.database import BUSY_TIMEOUT_MS
@@ -759,31 +759,14 @@ class SqlStore:
     def _end_followers(
         self, db: Connection, key: str, to: State, now: datetime, owner: str
     ) -> None:
-        """Keep a thread whole: when part ``key`` ends failed, expired or cancelled, its
-        later parts still waiting end the same way; when it is scheduled again (retry by
-        hand), the later parts that had ended because of it come back too."""
-        if to is State.SCHEDULED:
-            waiting: tuple[str, ...] = (
-                State.FAILED.value,
-                State.EXPIRED.value,
-                State.CANCELLED.value,
-            )
-        elif to in (State.FAILED, State.EXPIRED, State.CANCELLED):
-            waiting = (State.SCHEDULED.value, State.RETRYING.value)
-        else:
-            return
-        follower = db.execute(
-            select(P.c.id, P.c.key, P.c.state, P.c.attempt, P.c.cause, P.c.scheduled_at).where(
-                P.c.reply_to == key
-            )
-        ).first()
+        """Keep a thread whole (see :func:`postscheduler.store.common.follower_cause`)."""
+        columns = (P.c.id, P.c.key, P.c.state, P.c.attempt, P.c.cause, P.c.scheduled_at)
+        follower = db.execute(select(*columns).where(P.c.reply_to == key)).first()
         while follower is not None:
             ident, follower_key, state, attempt, previous_cause, scheduled_at = follower
-            if state not in waiting:
+            cause = follower_cause(to, State(state), previous_cause)
+            if cause is None:
                 return
-            if to is State.SCHEDULED and not (previous_cause or "").startswith(FOLLOWER_CAUSE):
-                return
-            cause = f"{FOLLOWER_CAUSE} {'back' if to is State.SCHEDULED else to.value}"
             values: dict[str, Any] = {"state": to.value, "cause": cause, "updated_at": now}
             if to is State.SCHEDULED:
                 values.update(next_attempt_at=None, due_at=scheduled_at)
@@ -791,11 +774,7 @@ class SqlStore:
             self._history_line(
                 db, ident, (State(state), to), now=now, cause=cause, attempt=attempt, actor=owner
             )
-            follower = db.execute(
-                select(P.c.id, P.c.key, P.c.state, P.c.attempt, P.c.cause, P.c.scheduled_at).where(
-                    P.c.reply_to == follower_key
-                )
-            ).first()
+            follower = db.execute(select(*columns).where(P.c.reply_to == follower_key)).first()
 
     def keep_media(self, key: str, *, owner: str, media: Sequence[dict[str, Any]]) -> None:
         """See :class:`postscheduler.ports.Store`."""
