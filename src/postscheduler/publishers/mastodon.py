@@ -70,7 +70,7 @@ class MastodonPublisher:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.profile = profile
-        self._http = session()
+        self._http = session(profile.instance)
         self._last = threading.local()
         self._http.hooks["response"].append(self._remember)
         self.client: Mastodon = make_client(

@@ -87,6 +87,11 @@ def content_fields(planned: PlannedPublication) -> dict[str, Any]:
     }
 
 
+#: The outcomes that can move a thread's later parts (see :func:`follower_cause`); any other
+#: leaves them as they are, so a store need not look at them.
+MOVES_FOLLOWERS = frozenset({State.SCHEDULED, State.FAILED, State.EXPIRED, State.CANCELLED})
+
+
 def follower_cause(to: State, follower: State, previous_cause: str | None) -> str | None:
     """Keep a thread whole: the cause to give a later part when the part before it becomes
     ``to``, or None when that part is left as it is.

@@ -38,6 +38,7 @@ from sqlalchemy.exc import OperationalError
 from postscheduler.domain.states import IllegalTransition, State, check_transition
 from postscheduler.domain.sync import REMOVED_FROM_FILE, Refusal, Stored, SyncPlan, diff
 from postscheduler.errors import (
+    LeaseLost,
     StoreUnavailable,
     TransitionRefused,
     UnknownPublication,
@@ -55,6 +56,7 @@ from postscheduler.ports import (
 from postscheduler.store.common import (
     ADDED,
     CHANGED,
+    MOVES_FOLLOWERS,
     REVIVED,
     SYNC_ACTOR,
     content_fields,
@@ -114,6 +116,102 @@ BATCH = 5_000
 #: Publications again, for claim_due's "has something due" probe. Aliases are made once:
 #: an alias builds its column collection on first use (~3 ms of CPU for this table).
 _DUE = P.alias("d")
+
+# The work queue's statements, built once: building a statement and its cache key costs
+# ~1 ms of CPU each time (SQLAlchemy's construction), more than executing it on SQLite.
+_NOW = bindparam("now", type_=UTCDateTime())
+
+#: The accounts that could be given a claim now, locked (PostgreSQL) so that two replicas
+#: never both pick one: open, with nothing in flight, and something due (one index probe).
+_CLAIM_ACCOUNTS = (
+    select(ACCOUNTS.c.campaign_id, ACCOUNTS.c.name)
+    .join(CAMPAIGNS, CAMPAIGNS.c.id == ACCOUNTS.c.campaign_id)
+    .where(
+        ACCOUNTS.c.paused.is_(False),
+        ACCOUNTS.c.held_reason.is_(None),
+        CAMPAIGNS.c.paused.is_(False),
+        ~_in_flight(ACCOUNTS.c.campaign_id, ACCOUNTS.c.name),
+        select(_DUE.c.id)
+        .where(
+            _DUE.c.campaign_id == ACCOUNTS.c.campaign_id,
+            _DUE.c.account == ACCOUNTS.c.name,
+            _DUE.c.state.in_(_CLAIMABLE),
+            _DUE.c.due_at <= _NOW,
+        )
+        .exists(),
+    )
+    .order_by(ACCOUNTS.c.campaign_id, ACCOUNTS.c.name)
+    .with_for_update(of=ACCOUNTS, skip_locked=True)
+)
+
+#: One account's earliest claimable publication whose turn has come in its thread.
+_CLAIM_EARLIEST = (
+    select(P.c.id, P.c.key, P.c.state, P.c.due_at)
+    .where(
+        P.c.campaign_id == bindparam("campaign_id"),
+        P.c.account == bindparam("account"),
+        P.c.state.in_(_CLAIMABLE),
+        P.c.due_at <= _NOW,
+        _in_order(),
+    )
+    .order_by(P.c.due_at, P.c.key)
+    .limit(1)
+    .with_for_update(of=P, skip_locked=True)
+)
+
+#: Claim the chosen rows: leased to the owner, one attempt more, "reconcile" when uncertain
+#: (SET expressions read the row as it was before the update).
+_CLAIM = (
+    update(P)
+    .where(P.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        state=State.CLAIMED.value,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires", type_=UTCDateTime()),
+        attempt=P.c.attempt + 1,
+        cause=case((P.c.state == State.UNCERTAIN.value, RECONCILE), else_="due"),
+        updated_at=_NOW,
+    )
+    .returning(*P.c)
+)
+
+#: Record an outcome, only while the owner holds the claim; returns the row as it is now.
+_RECORD = (
+    update(P)
+    .where(
+        P.c.key == bindparam("b_key"),
+        P.c.state == State.CLAIMED.value,
+        P.c.lease_owner == bindparam("b_owner"),
+    )
+    .values(
+        state=bindparam("b_state"),
+        cause=bindparam("b_cause"),
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now", type_=UTCDateTime()),
+        next_attempt_at=bindparam("b_next", type_=UTCDateTime()),
+        due_at=func.coalesce(bindparam("b_next", type_=UTCDateTime()), P.c.scheduled_at),
+        remote_id=case(
+            (bindparam("b_published", type_=Boolean()), bindparam("b_remote_id")),
+            else_=P.c.remote_id,
+        ),
+        remote_url=case(
+            (bindparam("b_published", type_=Boolean()), bindparam("b_remote_url")),
+            else_=P.c.remote_url,
+        ),
+        published_at=case(
+            (
+                bindparam("b_published", type_=Boolean()),
+                bindparam("b_published_at", type_=UTCDateTime()),
+            ),
+            else_=P.c.published_at,
+        ),
+        last_error=func.coalesce(bindparam("b_error", type_=String()), P.c.last_error),
+    )
+    .returning(*P.c)
+)
+
+_HISTORY = insert(T)
 
 
 class SqlStore:
@@ -622,85 +720,51 @@ class SqlStore:
     def claim_due(
         self, *, owner: str, now: datetime, lease: timedelta, limit: int
     ) -> list[PublicationRecord]:
-        """See :class:`postscheduler.ports.Store`."""
-        A, C = ACCOUNTS, CAMPAIGNS
-        in_flight = _in_flight(A.c.campaign_id, A.c.name)
-        # Only the accounts with something due are looked at one by one below (one index
-        # probe each here): a tick then costs O(accounts with work), not O(accounts).
-        has_due = (
-            select(_DUE.c.id)
-            .where(
-                _DUE.c.campaign_id == A.c.campaign_id,
-                _DUE.c.account == A.c.name,
-                _DUE.c.state.in_(_CLAIMABLE),
-                _DUE.c.due_at <= now,
-            )
-            .exists()
-        )
+        """See :class:`postscheduler.ports.Store`.
+
+        One index probe per account with something due (a tick costs O(accounts with work),
+        not O(accounts) nor O(publications)), then one UPDATE … RETURNING for all the claims
+        and one multi-row INSERT for their history lines.
+        """
         with self._begin() as db:
-            accounts = db.execute(
-                select(A.c.campaign_id, A.c.name)
-                .join(C, C.c.id == A.c.campaign_id)
-                .where(
-                    A.c.paused.is_(False),
-                    A.c.held_reason.is_(None),
-                    C.c.paused.is_(False),
-                    ~in_flight,
-                    has_due,
-                )
-                .order_by(A.c.campaign_id, A.c.name)
-                .with_for_update(of=A, skip_locked=True)
-            ).all()
-            # Built once, executed per account with its parameters: building the statement
-            # anew for each account cost ~1 ms of CPU each (SQLAlchemy's construction and
-            # cache key), which made a tick O(accounts) milliseconds even with nothing due.
-            earliest = (
-                select(P.c.id, P.c.key, P.c.state, P.c.due_at)
-                .where(
-                    P.c.campaign_id == bindparam("campaign_id"),
-                    P.c.account == bindparam("account"),
-                    P.c.state.in_(_CLAIMABLE),
-                    P.c.due_at <= bindparam("now", type_=P.c.due_at.type),
-                    _in_order(),
-                )
-                .order_by(P.c.due_at, P.c.key)
-                .limit(1)
-                .with_for_update(of=P, skip_locked=True)
-            )
+            accounts = db.execute(_CLAIM_ACCOUNTS, {"now": now}).all()
             chosen: list[tuple[Any, ...]] = []
             for campaign_id, name in accounts:
                 row = db.execute(
-                    earliest, {"campaign_id": campaign_id, "account": name, "now": now}
+                    _CLAIM_EARLIEST, {"campaign_id": campaign_id, "account": name, "now": now}
                 ).first()
                 if row is not None:
                     chosen.append(tuple(row))
             chosen.sort(key=lambda r: (r[3], r[1]))
-            claimed: list[PublicationRecord] = []
-            for ident, key, state, _due in chosen[:limit]:
-                cause = RECONCILE if state == State.UNCERTAIN.value else "due"
-                db.execute(
-                    update(P)
-                    .where(P.c.id == ident)
-                    .values(
-                        state=State.CLAIMED.value,
-                        lease_owner=owner,
-                        lease_expires_at=now + lease,
-                        attempt=P.c.attempt + 1,
-                        cause=cause,
-                        updated_at=now,
+            chosen = chosen[:limit]
+            if not chosen:
+                return []
+            before = {ident: State(state) for ident, _key, state, _due in chosen}
+            rows = db.execute(
+                _CLAIM,
+                {
+                    "ids": list(before),
+                    "owner": owner,
+                    "expires": now + lease,
+                    "now": now,
+                },
+            ).mappings()
+            claimed = sorted((_record(row) for row in rows), key=lambda r: (r.due_at, r.key))
+            ids = {key: ident for ident, key, _state, _due in chosen}
+            db.execute(
+                insert(T),
+                [
+                    _history_row(
+                        ids[record.key],
+                        (before[ids[record.key]], State.CLAIMED),
+                        now=now,
+                        cause=record.cause or "due",
+                        attempt=record.attempt,
+                        actor=owner,
                     )
-                )
-                record = self._get(db, key)
-                self._history_line(
-                    db,
-                    ident,
-                    (State(state), State.CLAIMED),
-                    now=now,
-                    cause=cause,
-                    attempt=record.attempt,
-                    actor=owner,
-                )
-                claimed.append(record)
+                    for record in claimed
+                ],
+            )
             return claimed
 
     def record(
@@ -718,43 +782,55 @@ class SqlStore:
         next_attempt_at: datetime | None = None,
         last_error: str | None = None,
     ) -> PublicationRecord:
-        """See :class:`postscheduler.ports.Store`."""
+        """See :class:`postscheduler.ports.Store`.
+
+        The common case is two statements: an UPDATE … RETURNING that succeeds only while
+        ``owner`` holds the claim, and the history line. Only when it matches nothing is the
+        row read, to say why (unknown, or the lease lost).
+        """
+        try:
+            check_transition(key, State.CLAIMED, to)
+        except IllegalTransition as error:
+            raise TransitionRefused(str(error)) from None
+        published = remote_id is not None
         with self._begin() as db:
-            current = self._get(db, key, lock=True)
-            holds_lease(current, owner)
-            try:
-                check_transition(key, current.state, to)
-            except IllegalTransition as error:
-                raise TransitionRefused(str(error)) from None
-            values: dict[str, Any] = {
-                "state": to.value,
-                "cause": cause,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-                "next_attempt_at": next_attempt_at,
-                "due_at": next_attempt_at or current.scheduled_at,
-            }
-            if remote_id is not None:
-                values["remote_id"] = remote_id
-                values["remote_url"] = remote_url
-                values["published_at"] = published_at or now
-            if last_error is not None:
-                values["last_error"] = last_error
-            db.execute(update(P).where(P.c.key == key).values(**values))
-            ident = db.execute(select(P.c.id).where(P.c.key == key)).scalar_one()
+            row = (
+                db.execute(
+                    _RECORD,
+                    {
+                        "b_key": key,
+                        "b_owner": owner,
+                        "b_state": to.value,
+                        "b_cause": cause,
+                        "b_now": now,
+                        "b_next": next_attempt_at,
+                        "b_published": published,
+                        "b_remote_id": remote_id,
+                        "b_remote_url": remote_url,
+                        "b_published_at": (published_at or now) if published else None,
+                        "b_error": last_error,
+                    },
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                holds_lease(self._get(db, key), owner)  # raises UnknownPublication/LeaseLost
+                raise LeaseLost(f"{key} is no longer claimed by {owner}")  # pragma: no cover
+            record = _record(row)
             self._history_line(
                 db,
-                ident,
+                row["id"],
                 (State.CLAIMED, to),
                 now=now,
                 cause=cause,
-                attempt=current.attempt,
+                attempt=record.attempt,
                 actor=owner,
                 detail=detail,
             )
-            self._end_followers(db, key, to, now, owner)
-            return self._get(db, key)
+            if to in MOVES_FOLLOWERS:
+                self._end_followers(db, key, to, now, owner)
+            return record
 
     def _end_followers(
         self, db: Connection, key: str, to: State, now: datetime, owner: str
@@ -865,18 +941,11 @@ class SqlStore:
         actor: str,
         detail: str | None = None,
     ) -> None:
-        before, after = move
         db.execute(
-            insert(T).values(
-                publication_id=ident,
-                at=now,
-                from_state=before.value if before else None,
-                to_state=after.value,
-                cause=cause,
-                attempt=attempt,
-                actor=actor,
-                detail=detail,
-            )
+            _HISTORY,
+            _history_row(
+                ident, move, now=now, cause=cause, attempt=attempt, actor=actor, detail=detail
+            ),
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -1096,6 +1165,30 @@ def _record(row: Any) -> PublicationRecord:
         cause=row["cause"],
         updated_at=row["updated_at"],
     )
+
+
+def _history_row(
+    ident: int,
+    move: tuple[State | None, State],
+    *,
+    now: datetime,
+    cause: str,
+    attempt: int,
+    actor: str,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """One line of the audit trail, as the transitions table takes it."""
+    before, after = move
+    return {
+        "publication_id": ident,
+        "at": now,
+        "from_state": before.value if before else None,
+        "to_state": after.value,
+        "cause": cause,
+        "attempt": attempt,
+        "actor": actor,
+        "detail": detail,
+    }
 
 
 def _profile_limits(profile: ServerProfile) -> dict[str, Any]:
