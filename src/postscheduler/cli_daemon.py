@@ -45,7 +45,22 @@ def add_daemon_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         help="how long a claim is held before another worker may take it over (default 600)",
     )
     run.add_argument(
-        "--owner", default=None, help="this worker's name in the history (default host:pid)"
+        "--owner",
+        default=None,
+        help=(
+            "this worker's name on its claims and in the history (default host:pid; "
+            "a random suffix is added so that no two processes share one)"
+        ),
+    )
+    run.add_argument(
+        "--grace",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help=(
+            "on SIGTERM/SIGINT, how long to wait for requests already sent to be answered; "
+            "claims not yet sent go back to the queue at once (default 30)"
+        ),
     )
     run.add_argument("--verbose", action="store_true", help="log debug details")
     run.set_defaults(handler=_run)
@@ -88,14 +103,14 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415
     import os  # noqa: PLC0415
-    import socket  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from postscheduler.clock import SystemClock  # noqa: PLC0415
     from postscheduler.daemon import Daemon, Timeline, run_once  # noqa: PLC0415
-    from postscheduler.dispatcher import Dispatcher, DispatchSettings  # noqa: PLC0415
+    from postscheduler.dispatcher import Dispatcher, DispatchSettings, worker_id  # noqa: PLC0415
     from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
     from postscheduler.publishers.factory import LivePublishers  # noqa: PLC0415
     from postscheduler.store.opening import open_store  # noqa: PLC0415
@@ -116,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{path}: refused, and no earlier plan to run", file=sys.stderr)
                 return EXIT_PROBLEM
             print(f"{path}: refused; the last good plan keeps running", file=sys.stderr)
-    owner = args.owner or f"{socket.gethostname()}:{os.getpid()}"
+    owner = worker_id(args.owner)
     publishers = LivePublishers(store, clock)
     settings = DispatchSettings(
         owner=owner, workers=max(args.workers, 1), lease=timedelta(seconds=args.lease)
@@ -134,9 +149,18 @@ def _run(args: argparse.Namespace) -> int:
             print(summary or "nothing was due", file=sys.stderr)
             return EXIT_OK
         daemon = Daemon(
-            store, dispatcher, [Path(p) for p in args.campaigns], timeline=Timeline(clock)
+            store,
+            dispatcher,
+            [Path(p) for p in args.campaigns],
+            timeline=Timeline(clock),
+            grace=timedelta(seconds=args.grace),
         )
-        daemon.run_forever()
+        if not daemon.run_forever():
+            # Requests still unanswered after the grace period: leave now rather than wait
+            # for them (their leases expire; they are reconciled before any new send).
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
         return EXIT_OK
     finally:
         publishers.close()

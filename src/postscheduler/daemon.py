@@ -35,6 +35,9 @@ log = logging.getLogger("postscheduler.daemon")
 DISPATCH_JOB = "dispatch"
 WATCH_EVERY = timedelta(seconds=2)
 HEARTBEAT_EVERY = timedelta(minutes=1)
+#: How long a stop waits for the requests already sent to be answered (systemd's
+#: TimeoutStopSec, 90 s by default, leaves room for it).
+STOP_GRACE = timedelta(seconds=30)
 
 
 class Timeline:
@@ -75,6 +78,7 @@ class Daemon:
         timeline: Timeline,
         on_tick: Callable[[TickReport], None] | None = None,
         watch_every: timedelta = WATCH_EVERY,
+        grace: timedelta = STOP_GRACE,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -83,6 +87,7 @@ class Daemon:
         self.files = [WatchedFile(Path(f), _signature(Path(f))) for f in files]
         self.on_tick = on_tick or (lambda report: None)
         self.watch_every = watch_every
+        self.grace = grace
         #: Set to ask the daemon to stop (a signal, or the end of a rehearsal).
         self.stopping = threading.Event()
         self._stopped = False
@@ -113,28 +118,46 @@ class Daemon:
         self.arm(self.clock.now())
         log.info("daemon started", extra={"event": "started"})
 
-    def stop(self) -> None:
-        """Stop claiming; let what is in flight finish; return when done. Idempotent."""
+    def stop(self) -> bool:
+        """Stop claiming; put back what was claimed but not sent; give the requests already
+        sent ``grace`` to be answered and recorded. Idempotent.
+
+        Returns whether everything ended cleanly. False: requests still in flight after the
+        grace period keep their leases (the process may exit; they are looked for on the
+        server once the leases expire, never sent twice blindly).
+        """
         # Under the arm lock: an arm() under way finishes its calls to the scheduler first
         # (it takes the scheduler's job-store lock, which shutdown(wait=True) holds while
         # it waits for the running jobs: a job arming then would never end).
         with self._arm_lock:
             self.stopping.set()
         if self._stopped:
-            return
+            return True
         self._stopped = True
-        self._scheduler.shutdown(wait=True)
+        idle = self.dispatcher.drain(self.grace)
+        self._scheduler.shutdown(wait=idle)
+        if not idle:
+            log.warning(
+                "stopped with requests still unanswered after %s s: their leases will expire "
+                "and they will be looked for on the server before anything is sent again",
+                self.grace.total_seconds(),
+                extra={"event": "stopped_in_flight"},
+            )
+            return False
         self.dispatcher.close()
         log.info("daemon stopped", extra={"event": "stopped"})
+        return True
 
-    def run_forever(self) -> None:
-        """Start, and serve until SIGTERM/SIGINT (SIGHUP re-reads the campaign files)."""
+    def run_forever(self) -> bool:
+        """Start, and serve until SIGTERM/SIGINT (SIGHUP re-reads the campaign files);
+        returns :meth:`stop`'s answer."""
         self.install_signals()
         self.start()
         try:
             self.stopping.wait()
         finally:
-            self.stop()
+            clean = self.stop()
+        return clean
 
     def install_signals(self) -> None:
         """SIGTERM/SIGINT → stop; SIGHUP → reload (main thread only)."""

@@ -25,11 +25,14 @@ process: ``after_claim``, ``after_send``, ``during_record`` and ``after_record``
 from __future__ import annotations
 
 import logging
+import os
 import random
+import secrets
+import socket
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,6 +64,9 @@ log = logging.getLogger("postscheduler.dispatcher")
 
 #: After an unknown outcome, wait this long before checking the server (it may be slow).
 RECONCILE_DELAY = timedelta(seconds=30)
+#: Why an unsent claim went back to the queue (the history says it).
+LEASE_SHORT = "its lease ran short before it could be sent: back to the queue, unsent"
+STOPPING = "the daemon stopped before it was sent: back to the queue, unsent"
 #: Media ids are reused by a retry while younger than this (servers drop unattached media).
 MEDIA_REUSE = timedelta(hours=1)
 
@@ -74,6 +80,14 @@ class Notice:
     account: str
     message: str
     key: str | None = None
+
+
+def worker_id(name: str | None = None) -> str:
+    """This process's name on its claims and in the history: ``name`` (default host:pid)
+    and a random suffix, so that two live processes given the same ``--owner`` — or a pid
+    reused after a restart — never hold each other's leases (``web1#3fa94c``)."""
+    base = name or f"{socket.gethostname()}:{os.getpid()}"
+    return f"{base}#{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -124,10 +138,41 @@ class Dispatcher:
         self._sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="publish")
+        #: Set by :meth:`drain`: claims not yet sent go back to the queue, unsent.
+        self.stopping = threading.Event()
+        self._claims_held = 0
+        #: Claims handed to the pool and not finished, by key.
+        self._queued: dict[str, tuple[Future[str], PublicationRecord]] = {}
+        self._idle = threading.Condition()
 
     def close(self) -> None:
         """Let the publications in flight finish, then stop the pool."""
         self._pool.shutdown(wait=True)
+
+    def drain(self, grace: timedelta) -> bool:
+        """Stop sending: a claim not yet sent goes back to the queue, and this waits up to
+        ``grace`` (real time) for the requests already sent to be answered and recorded.
+
+        Returns whether nothing is held any more. When False, what is still in flight keeps
+        its lease: if the process ends now, the lease expires and the publication is looked
+        for on the server before anything is sent again (it is never lost nor doubled).
+        """
+        self.stopping.set()
+        # Claims still waiting for a worker (all of them busy, maybe with a slow server)
+        # are put back from here, now: waiting for a worker could outlast the grace.
+        with self._idle:
+            unstarted = [record for future, record in self._queued.values() if future.cancel()]
+        for record in unstarted:
+            try:
+                self._put_back(record, STOPPING)
+            except PostschedulerError as error:  # its lease will expire: reconciled then
+                log.warning("could not put %s back: %s", record.key, error)
+            finally:
+                self._done_with(record)
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self._claims_held == 0, timeout=grace.total_seconds()
+            )
 
     def tick(self) -> TickReport:
         """Reap, claim what is due now, publish it; returns what happened and what is next."""
@@ -145,17 +190,23 @@ class Dispatcher:
         if claimed:
             campaigns = {c.id: c for c in self.store.campaigns()}
             accounts = {(a.campaign, a.name): a for a in self.store.accounts()}
-            futures = [
-                self._pool.submit(
-                    self._process,
-                    record,
-                    campaigns[record.campaign],
-                    accounts[(record.campaign, record.account)],
-                )
-                for record in claimed
-            ]
+            futures = []
+            with self._idle:
+                self._claims_held += len(claimed)
+                for record in claimed:
+                    future = self._pool.submit(
+                        self._process,
+                        record,
+                        campaigns[record.campaign],
+                        accounts[(record.campaign, record.account)],
+                    )
+                    self._queued[record.key] = (future, record)
+                    futures.append(future)
             for future in futures:
-                report.outcomes[future.result()] += 1
+                try:
+                    report.outcomes[future.result()] += 1
+                except CancelledError:  # never started: drain() put it back
+                    report.outcomes["put back"] += 1
         report.next_due = self.store.next_due()
         return report
 
@@ -165,6 +216,22 @@ class Dispatcher:
         self, record: PublicationRecord, campaign: CampaignRecord, account: AccountRecord
     ) -> str:
         try:
+            return self._handle(record, campaign, account)
+        finally:
+            self._done_with(record)
+
+    def _done_with(self, record: PublicationRecord) -> None:
+        with self._idle:
+            self._queued.pop(record.key, None)
+            self._claims_held -= 1
+            self._idle.notify_all()
+
+    def _handle(
+        self, record: PublicationRecord, campaign: CampaignRecord, account: AccountRecord
+    ) -> str:
+        try:
+            if self.stopping.is_set():
+                return self._put_back(record, STOPPING)
             return self._publish(record, campaign, account)
         except LeaseLost as error:
             log.warning("lease lost", extra={"event": "lease_lost", "key": record.key})
@@ -250,8 +317,9 @@ class Dispatcher:
         try:
             media_ids = self._media(record, campaign, publisher, self.clock.now())
             reply_to = self.store.get(record.reply_to).remote_id if record.reply_to else None
-            if self._lease_too_short(record):
-                return self._put_back(record)
+            unsent = self._not_to_send(record)
+            if unsent is not None:
+                return self._put_back(record, unsent)
             published = publisher.post_status(
                 record,
                 idempotency_key=idempotency_key(record.key, record.content_hash),
@@ -370,7 +438,15 @@ class Dispatcher:
         expires = record.lease_expires_at
         return expires is not None and self.clock.now() + self.settings.lease / 2 > expires
 
-    def _put_back(self, record: PublicationRecord) -> str:
+    def _not_to_send(self, record: PublicationRecord) -> str | None:
+        """Why a claim must go back to the queue unsent rather than be sent now, if so."""
+        if self.stopping.is_set():
+            return STOPPING
+        if self._lease_too_short(record):
+            return LEASE_SHORT
+        return None
+
+    def _put_back(self, record: PublicationRecord, cause: str) -> str:
         """Return an unsent claim to the queue, due now (uncertain ones stay uncertain)."""
         now = self.clock.now()
         self.store.record(
@@ -378,7 +454,7 @@ class Dispatcher:
             owner=self.settings.owner,
             to=State.UNCERTAIN if record.cause == RECONCILE else State.RETRYING,
             now=now,
-            cause="its lease ran short before it could be sent: back to the queue, unsent",
+            cause=cause,
             next_attempt_at=now,
         )
         return "put back"

@@ -196,3 +196,50 @@ def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
     assert "daemon stopped" in err
     assert "Traceback" not in err
     assert tokens["alba"] not in err + out
+
+
+def test_a_stop_waits_no_longer_than_the_grace_for_an_unanswered_request(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    url, tokens = sandbox["url"], sandbox["tokens"]
+    path = campaign(tmp_path, url)
+    token_file = tmp_path / "peuples.token"
+    token_file.write_text(tokens["peuples"])
+    token_file.chmod(0o600)
+    # The server takes a minute to answer a post: the request stays in flight.
+    httpx.post(
+        f"{url}/_sandbox/faults",
+        json=[{"pattern": "POST /api/v1/statuses", "kind": "delay", "seconds": 60}],
+    ).raise_for_status()
+    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
+    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    daemon = subprocess.Popen(
+        [*EXE, "run", str(path), "--db", db, "--grace", "0.5", "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The fault is used up when the first post reaches the server: it is in flight.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and httpx.get(f"{url}/_sandbox/faults").json()["faults"]:
+            time.sleep(0.05)  # waiting for the daemon to act, not for time to pass
+        assert httpx.get(f"{url}/_sandbox/faults").json() == {"faults": []}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        _out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err[-2000:]
+    assert time.monotonic() - stopping < 20, "the stop waited for the answer"
+    assert "still unanswered" in err
+    assert "Traceback" not in err
+    # The request in flight keeps its lease (to be reconciled once it expires); the other
+    # account's claim, never sent, went back to the queue.
+    keys = {"live/bonjour/alba/1", "live/salut/peuples/1"}
+    states = {key: json.loads(run("show", key, "--json", "--db", db).stdout) for key in keys}
+    assert sorted(s["state"] for s in states.values()) == ["claimed", "retrying"]
+    back = next(s for s in states.values() if s["state"] == "retrying")
+    assert "stopped before it was sent" in back["cause"]
+    assert stored(url) == []

@@ -534,7 +534,12 @@ class Zygote:
 
 
 def _claims_of(store: SqlStore, owner: str) -> set[str]:
-    return {p.key for p in store.publications(state=State.CLAIMED) if p.lease_owner == owner}
+    """The keys claimed by the process started with ``--owner owner`` (which adds a suffix)."""
+    return {
+        p.key
+        for p in store.publications(state=State.CLAIMED)
+        if (p.lease_owner or "").startswith(f"{owner}#")
+    }
 
 
 class Replica:

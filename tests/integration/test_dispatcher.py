@@ -3,17 +3,27 @@ fake clock — every publication final, each exactly once, threads in order, on 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from postscheduler.campaign_file import load_campaign
 from postscheduler.check import check_loaded
-from postscheduler.dispatcher import Dispatcher, DispatchSettings, Notice
+from postscheduler.dispatcher import STOPPING, Dispatcher, DispatchSettings, Notice, TickReport
 from postscheduler.domain.states import FINAL, State
-from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, Publisher, ServerProfile
+from postscheduler.ports import (
+    AccountRecord,
+    CampaignRecord,
+    FileVersion,
+    PublicationRecord,
+    Published,
+    Publisher,
+    ServerProfile,
+)
 from postscheduler.publishers.client import Timeouts
 from postscheduler.publishers.mastodon import MastodonPublisher
 from postscheduler.sandbox import SandboxServer
@@ -198,3 +208,63 @@ def test_a_daemon_down_past_the_grace_expires_with_the_reason(rig: Rig) -> None:
     assert all(
         r.scheduled_at >= first + timedelta(hours=2) - timedelta(minutes=15) for r in published
     )
+
+
+class Gate:
+    """A publisher whose first post waits at a gate: a request in flight, held open."""
+
+    def __init__(self, inner: Publisher, entered: threading.Event, gate: threading.Event) -> None:
+        self.inner = inner
+        self.entered = entered
+        self.gate = gate
+
+    def upload_media(self, media: dict[str, Any], path: str) -> str:
+        return self.inner.upload_media(media, path)
+
+    def post_status(self, publication: PublicationRecord, **kwargs: Any) -> Published:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(10), "the test never opened the gate"
+        return self.inner.post_status(publication, **kwargs)
+
+    def find_status(self, publication: PublicationRecord, *, since: datetime) -> Published | None:
+        return self.inner.find_status(publication, since=since)
+
+
+def test_stopping_puts_back_what_was_claimed_but_not_sent_and_waits_for_the_rest(
+    rig: Rig,
+) -> None:
+    # Both accounts have something due; one worker: the second claim waits in the pool.
+    firsts = [min(p.scheduled_at for p in rig.planned if p.account == name) for name in rig.servers]
+    rig.clock.set(max(firsts))
+    entered, gate = threading.Event(), threading.Event()
+    dispatcher = Dispatcher(
+        rig.store,
+        lambda c, a: Gate(rig.publisher_for(c, a), entered, gate),
+        rig.clock,
+        DispatchSettings(owner="stopper", workers=1),
+    )
+    reports: list[TickReport] = []
+    ticking = threading.Thread(target=lambda: reports.append(dispatcher.tick()))
+    ticking.start()
+    try:
+        assert entered.wait(10)
+        # A request is in flight: the grace runs out before its answer.
+        assert dispatcher.drain(timedelta(milliseconds=50)) is False
+    finally:
+        gate.set()
+        ticking.join(10)
+    assert dispatcher.drain(timedelta(seconds=10)) is True
+    dispatcher.close()
+    assert reports[0].claimed == 2
+    assert reports[0].outcomes == {"published": 1, "put back": 1}
+    states = {r.key: r for r in rig.store.publications() if r.attempt > 0}
+    sent = [r for r in states.values() if r.state is State.PUBLISHED]
+    back = [r for r in states.values() if r.state is State.RETRYING]
+    assert len(sent) == 1
+    assert len(back) == 1
+    assert back[0].cause == STOPPING
+    assert back[0].due_at == rig.clock.now()  # due again at once, for the next daemon
+    assert back[0].lease_owner is None
+    stored = {name: server.statuses(name) for name, server in rig.servers.items()}
+    assert sum(len(s) for s in stored.values()) == 1
