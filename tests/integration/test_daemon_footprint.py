@@ -1,17 +1,67 @@
-"""What an idle daemon keeps in memory: the libraries its path must not import.
+"""What an idle daemon keeps in memory: the libraries it imports.
 
 Each library costs megabytes of resident memory for as long as the daemon runs (see
-``bench/bench_daemon_idle.py``). Each test runs in a fresh interpreter, so that what other
-tests imported does not hide an import.
+``bench/bench_daemon_idle.py``). The import tests run in a fresh interpreter, so that what
+other tests imported does not hide an import.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from postscheduler.store import migrate
+
+#: Imported by an idle daemon only when it needs them (Mastodon.py, requests and httpx
+#: when the first publisher is built; Alembic when the schema must be upgraded).
+NOT_WHEN_IDLE = ("sqlalchemy.orm", "alembic", "mastodon", "requests", "httpx")
+
+#: Stops the daemon as soon as it has started, and prints which of WATCHED it imported.
+STARTED_THEN_STOP = """
+import logging, os, signal, sys
+from postscheduler.cli import main
+
+class Started(logging.Handler):
+    def emit(self, record):
+        if record.getMessage() == "daemon started":
+            print(",".join(m for m in WATCHED if m in sys.modules), flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+logging.getLogger("postscheduler.daemon").addHandler(Started())
+sys.exit(main(["run", CAMPAIGN, "--db", URL]))
+"""
+
+
+def write_campaign_due_in_a_month(folder: Path, now: datetime) -> Path:
+    """One post to one account, a month after ``now``."""
+    opens = (now + timedelta(days=30)).replace(microsecond=0, tzinfo=None)
+    path = folder / "campaign.toml"
+    path.write_text(
+        f"""\
+[campaign]
+id = "later"
+name = "Later"
+timezone = "UTC"
+start = {opens.isoformat()}
+end = {(opens + timedelta(days=1)).isoformat()}
+language = "fr"
+
+[accounts.alba]
+instance = "https://alba.example"
+token = {{ env = "FOOTPRINT_ALBA_TOKEN" }}
+software = "mastodon"
+
+[[posts]]
+id = "bonjour"
+at = {(opens + timedelta(hours=1)).isoformat()}
+text = "Bonjour, dans un mois."
+""",
+        encoding="utf-8",
+    )
+    return path
 
 
 def loaded_after(code: str, watched: tuple[str, ...]) -> list[str]:
@@ -34,3 +84,23 @@ def test_the_store_uses_sqlalchemy_core_only(tmp_path: Path) -> None:
         "store.engine.dispose()"
     )
     assert loaded_after(code, ("sqlalchemy", "sqlalchemy.orm", "alembic")) == ["sqlalchemy"]
+
+
+def test_an_idle_daemon_imports_no_publishing_library(tmp_path: Path) -> None:
+    """`run` with nothing due soon: started and stopped with none of them imported."""
+    campaign = write_campaign_due_in_a_month(tmp_path, datetime.now(UTC))
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    migrate.upgrade(url)
+    code = STARTED_THEN_STOP.replace("WATCHED", repr(("sqlalchemy", *NOT_WHEN_IDLE)))
+    code = code.replace("CAMPAIGN", repr(str(campaign))).replace("URL", repr(url))
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "FOOTPRINT_ALBA_TOKEN": "not-a-real-token"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "later: 1 added" in result.stderr
+    assert result.stdout.strip() == "sqlalchemy"
