@@ -1,4 +1,4 @@
-"""What an idle daemon keeps in memory: the libraries it imports.
+"""What an idle daemon keeps in memory: the libraries it imports, what a sync leaves.
 
 Each library costs megabytes of resident memory for as long as the daemon runs (see
 ``bench/bench_daemon_idle.py``). The import tests run in a fresh interpreter, so that what
@@ -13,7 +13,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from postscheduler import daemon as daemon_module
+from postscheduler.daemon import Daemon, Timeline
+from postscheduler.dispatcher import Dispatcher, DispatchSettings
+from postscheduler.ports import AccountRecord, CampaignRecord, Publisher
 from postscheduler.store import migrate
+from postscheduler.store.memory import MemoryStore
+from postscheduler.testing import FakeClock
 
 #: Imported by an idle daemon only when it needs them (Mastodon.py, requests and httpx
 #: when the first publisher is built; Alembic when the schema must be upgraded).
@@ -104,3 +112,32 @@ def test_an_idle_daemon_imports_no_publishing_library(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "later: 1 added" in result.stderr
     assert result.stdout.strip() == "sqlalchemy"
+
+
+def no_publisher(campaign: CampaignRecord, account: AccountRecord) -> Publisher:
+    raise AssertionError("nothing is due: no publisher is needed")
+
+
+def test_a_sync_that_planned_releases_memory_an_unchanged_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime(2030, 6, 1, 10, 0, tzinfo=UTC)
+    campaign = write_campaign_due_in_a_month(tmp_path, now)
+    clock = FakeClock(now)
+    store = MemoryStore()
+    dispatcher = Dispatcher(store, no_publisher, clock, DispatchSettings(owner="footprint"))
+    daemon = Daemon(store, dispatcher, [campaign], timeline=Timeline(clock))
+    released: list[datetime] = []
+    monkeypatch.setattr(daemon_module, "release_memory", lambda: released.append(clock.now()))
+    try:
+        assert daemon.sync(campaign)
+        assert released == [now]
+        clock.advance(timedelta(minutes=1))
+        assert daemon.sync(campaign)  # unchanged: nothing was planned, nothing to release
+        assert released == [now]
+        assert daemon.sync(campaign, force=True)
+        assert len(released) == 2
+    finally:
+        dispatcher.close()
+    monkeypatch.undo()
+    daemon_module.release_memory()  # and the real one runs here (glibc or not)
