@@ -1,13 +1,15 @@
 """Benchmark an idle daemon: memory and CPU of `postscheduler run` with nothing due soon.
 
     .venv/bin/python bench/bench_daemon_idle.py [--publications 100000] [--idle 60]
-                                                [--settle 10]
+                                                [--settle 10] [--plan-at-start]
 
 Generates a campaign file whose window opens in 30 days (about ``--publications``
 publications: posts × 20 accounts), syncs it into a fresh SQLite file with
 `postscheduler sync`, then starts `postscheduler run` on the same file and database as a
-subprocess (its start-up sync finds the file unchanged). Once it has logged "daemon
-started" and ``--settle`` seconds have passed, reads from ``/proc/PID``:
+subprocess (its start-up sync finds the file unchanged). With ``--plan-at-start`` the
+database is only created (`postscheduler db upgrade`), and the daemon's start-up sync
+plans every publication itself. Once it has logged "daemon started" and ``--settle``
+seconds have passed, reads from ``/proc/PID``:
 
 - RSS (``VmRSS``; target ≤ 70 MB) and its peak (``VmHWM``), threads;
 - CPU time (utime + stime of ``/proc/PID/stat``) over ``--idle`` seconds (target ≤ 0.05 s
@@ -157,11 +159,25 @@ def measure(
     return rss, peak, rss_after, status["Threads"], idle_cpu, code, lines
 
 
+def queued(database: Path) -> int:
+    """How many publications the SQLite file holds waiting."""
+    with sqlite3.connect(database) as db:
+        count: int = db.execute(
+            "SELECT count(*) FROM publications WHERE state = 'scheduled'"
+        ).fetchone()[0]
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--publications", type=int, default=100_000)
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle measured")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds after start-up")
+    parser.add_argument(
+        "--plan-at-start",
+        action="store_true",
+        help="let the daemon's start-up sync plan the campaign (no `sync` before `run`)",
+    )
     args = parser.parse_args()
     env = {**os.environ, **{f"IDLE_TOKEN_{i}": f"not-a-real-token-{i}" for i in range(ACCOUNTS)}}
     with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
@@ -170,8 +186,9 @@ def main() -> None:
         database = folder / "idle.sqlite3"
         url = f"sqlite:///{database}"
         began = time.perf_counter()
+        before_run = ["db", "upgrade"] if args.plan_at_start else ["sync", str(campaign)]
         synced = subprocess.run(
-            [*EXE, "sync", str(campaign), "--db", url],
+            [*EXE, *before_run, "--db", url],
             capture_output=True,
             text=True,
             env=env,
@@ -180,16 +197,18 @@ def main() -> None:
         )
         if synced.returncode != 0:
             sys.exit(f"sync failed:\n{synced.stdout[-2000:]}{synced.stderr[-2000:]}")
-        with sqlite3.connect(database) as db:
-            queued = db.execute(
-                "SELECT count(*) FROM publications WHERE state = 'scheduled'"
-            ).fetchone()[0]
-        print(
-            f"idle daemon: {queued} publications queued, the first due in 30 days "
-            f"(synced in {time.perf_counter() - began:.1f} s)"
-        )
+        if not args.plan_at_start:
+            print(
+                f"idle daemon: {queued(database)} publications queued, the first due in 30 "
+                f"days (synced in {time.perf_counter() - began:.1f} s)"
+            )
 
         measured = measure(campaign, url, env, args)
+        if args.plan_at_start:
+            print(
+                f"  the daemon planned {queued(database)} publications at start, the first "
+                "due in 30 days"
+            )
         watch_ms, heartbeat_ms = job_costs(campaign, url)
 
     rss, peak, rss_after, threads, idle_cpu, code, lines = measured

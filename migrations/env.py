@@ -26,10 +26,10 @@ from sqlalchemy.engine import make_url
 
 from postscheduler.store import database
 from postscheduler.store.migrate import include_object, migration_transaction
-from postscheduler.store.schema import Base
+from postscheduler.store.schema import METADATA
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = METADATA
 
 
 def database_url() -> str:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from postscheduler.ports import Store
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -111,26 +117,14 @@ def _run(args: argparse.Namespace) -> int:
     from postscheduler.clock import SystemClock  # noqa: PLC0415
     from postscheduler.daemon import Daemon, Timeline, run_once  # noqa: PLC0415
     from postscheduler.dispatcher import Dispatcher, DispatchSettings, worker_id  # noqa: PLC0415
-    from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
     from postscheduler.publishers.factory import LivePublishers  # noqa: PLC0415
     from postscheduler.store.opening import open_store  # noqa: PLC0415
-    from postscheduler.syncing import sync_file  # noqa: PLC0415
 
     _setup_logging(args.verbose)
     clock = SystemClock()
     store = open_store(args.db, upgrade=True)
-    known = {c.id for c in store.campaigns()}
-    for path in args.campaigns:
-        try:
-            outcome = sync_file(store, path, clock.now())
-            print(outcome.summary(), file=sys.stderr)
-        except CampaignInvalid as error:
-            for line in error.lines():
-                print(line, file=sys.stderr)
-            if not known:
-                print(f"{path}: refused, and no earlier plan to run", file=sys.stderr)
-                return EXIT_PROBLEM
-            print(f"{path}: refused; the last good plan keeps running", file=sys.stderr)
+    if not _sync_at_start(store, args.campaigns, clock.now()):
+        return EXIT_PROBLEM
     owner = worker_id(args.owner)
     publishers = LivePublishers(store, clock)
     settings = DispatchSettings(
@@ -165,6 +159,30 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         publishers.close()
         store.engine.dispose()
+
+
+def _sync_at_start(store: Store, paths: Sequence[str], now: datetime) -> bool:
+    """Sync each campaign file before the daemon starts; False if one is refused and the
+    store holds no earlier plan to run.
+
+    Each sync's outcome (a plan of up to every publication) is dropped once summarised,
+    not kept for the daemon's lifetime.
+    """
+    from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
+    from postscheduler.syncing import sync_file  # noqa: PLC0415
+
+    known = {c.id for c in store.campaigns()}
+    for path in paths:
+        try:
+            print(sync_file(store, path, now).summary(), file=sys.stderr)
+        except CampaignInvalid as error:
+            for line in error.lines():
+                print(line, file=sys.stderr)
+            if not known:
+                print(f"{path}: refused, and no earlier plan to run", file=sys.stderr)
+                return False
+            print(f"{path}: refused; the last good plan keeps running", file=sys.stderr)
+    return True
 
 
 def _rehearse(args: argparse.Namespace) -> int:

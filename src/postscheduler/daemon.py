@@ -6,16 +6,22 @@
 - **Interval jobs** for maintenance: the campaign files are watched (a changed file is
   synced; a refused edit is logged and recorded while the last good plan keeps running),
   and a heartbeat line is logged.
-- **Signals**: SIGTERM/SIGINT stop claiming, let in-flight publications finish (the pool
-  is drained) and exit 0; SIGHUP re-reads every campaign file.
+- **Signals**: SIGTERM/SIGINT stop claiming, put back what was claimed but not sent, give
+  the requests already sent a grace period to be answered, and exit 0; SIGHUP re-reads
+  every campaign file.
+- **Memory**: planning a large campaign allocates far more than the plan it leaves in the
+  store; once started, and after each sync that planned, the daemon hands what was freed
+  back to the system (:func:`release_memory`), so that it idles small.
 
 APScheduler holds no posts: its jobs only say *when* to look at the store.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -153,6 +159,7 @@ class Daemon:
         returns :meth:`stop`'s answer."""
         self.install_signals()
         self.start()
+        release_memory()  # what the start-up sync allocated and freed
         try:
             self.stopping.wait()
         finally:
@@ -278,7 +285,11 @@ class Daemon:
             log.error("%s: %s", path, error, extra={"event": "sync_failed", "file": str(path)})
             return False
         log.info("%s", outcome.summary(), extra={"event": "synced", "file": str(path)})
+        planned = outcome.up_to_date_since is None
+        del outcome  # the plan: up to every publication of the campaign
         self.arm(self.store.next_due())
+        if planned:
+            release_memory()
         return True
 
     def _heartbeat(self) -> None:
@@ -287,6 +298,27 @@ class Daemon:
             self._armed_for,
             extra={"event": "heartbeat"},
         )
+
+
+def release_memory() -> None:
+    """Collect garbage, then return the C heap's free pages to the system.
+
+    Python's own allocator gives a 1 MiB arena back only once it is empty, and glibc's
+    ``malloc`` keeps freed memory for later, so after a large sync the process would stay
+    as big as its peak. ``malloc_trim(0)`` (glibc only; elsewhere the collection alone)
+    releases the free pages: about 80 MB after planning 100,000 publications.
+    """
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # noqa: PLC0415 (only where it is used)
+
+    try:
+        trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:  # pragma: no cover - no C library to open
+        return
+    if trim is not None:  # musl has no malloc_trim
+        trim(0)
 
 
 def _signature(path: Path) -> tuple[float, int] | None:

@@ -34,10 +34,10 @@ from sqlalchemy import Engine, insert, inspect, text
 from postscheduler.cli_db import add_db_commands
 from postscheduler.errors import SchemaMismatch, StoreError, StoreUnavailable
 from postscheduler.store import database, migrate
-from postscheduler.store.schema import AccountRow, Base, CampaignRow, PublicationRow
+from postscheduler.store.schema import ACCOUNTS, CAMPAIGNS, METADATA, PUBLICATIONS
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-OUR_TABLES = set(Base.metadata.tables)
+OUR_TABLES = set(METADATA.tables)
 BACKUP_NAME = re.compile(r"^store\.sqlite3\.bak-(?P<revision>\w+)-\d{8}T\d{6}Z$")
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def seed(url: str) -> None:
     try:
         with engine.begin() as connection:
             connection.execute(
-                insert(CampaignRow),
+                insert(CAMPAIGNS),
                 [
                     {
                         "id": "essai",
@@ -140,7 +140,7 @@ def seed(url: str) -> None:
                 ],
             )
             connection.execute(
-                insert(AccountRow),
+                insert(ACCOUNTS),
                 [
                     {
                         "campaign_id": "essai",
@@ -154,7 +154,7 @@ def seed(url: str) -> None:
                 ],
             )
             connection.execute(
-                insert(PublicationRow),
+                insert(PUBLICATIONS),
                 [
                     {
                         "key": "essai/bonjour/alba/1",
@@ -315,7 +315,7 @@ def test_constraints_and_indexes_have_the_naming_convention_names(db_url: str) -
     try:
         with engine.connect() as connection:
             inspector = inspect(connection)
-            for table in Base.metadata.sorted_tables:
+            for table in METADATA.sorted_tables:
                 expected = {
                     "pk": table.primary_key.name,
                     "fk": {fk.name for fk in table.foreign_key_constraints},
@@ -336,7 +336,7 @@ def test_constraints_and_indexes_have_the_naming_convention_names(db_url: str) -
     finally:
         engine.dispose()
     assert [unique["name"] for unique in uniques] == ["uq_publications_key"]
-    assert Base.metadata.tables["publications"].foreign_key_constraints  # not vacuous
+    assert METADATA.tables["publications"].foreign_key_constraints  # not vacuous
 
 
 def test_upgrading_twice_is_a_no_op(db_url: str) -> None:
@@ -594,7 +594,7 @@ def test_postscheduler_tables_without_a_revision_are_refused(
 ) -> None:
     """Tables made without the migrations (``create_all``): not ours to guess their revision."""
     engine = engine_for(sqlite_url)
-    Base.metadata.create_all(engine)
+    METADATA.create_all(engine)
 
     with pytest.raises(SchemaMismatch, match="no schema revision") as refused:
         migrate.upgrade(sqlite_url)

@@ -30,7 +30,7 @@ from postscheduler.errors import TransitionRefused, UnknownPublication
 from postscheduler.ports import FileVersion
 from postscheduler.store.common import campaign_records
 from postscheduler.store.database import create
-from postscheduler.store.schema import PUBLICATIONS, Base
+from postscheduler.store.schema import METADATA, PUBLICATIONS
 from postscheduler.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ THREAD = [
 def store(tmp_path: Path) -> Iterator[SqlStore]:
     """A SQLite store holding the example campaign, synced once."""
     engine = create(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    Base.metadata.create_all(engine)
+    METADATA.create_all(engine)
     sql = SqlStore(engine)
     report = check_file(EXAMPLE)
     assert report.ok

@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # Alembic is imported where it is used: reading a revision ne
     from alembic.script import ScriptDirectory
 from postscheduler.errors import SchemaMismatch, StoreError, StoreUnavailable
 from postscheduler.store import database
-from postscheduler.store.schema import Base
+from postscheduler.store.schema import METADATA
 
 #: The revision this code's models correspond to (a test checks that the scripts agree).
 HEAD = "0001"
@@ -332,7 +332,7 @@ class _State:
             return _Standing.CURRENT
         if self.revision is not None:
             return _Standing.BEHIND if self.revision in known else _Standing.NEWER
-        if self.tables & Base.metadata.tables.keys():
+        if self.tables & METADATA.tables.keys():
             return _Standing.UNVERSIONED
         return _Standing.EMPTY
 
@@ -491,7 +491,7 @@ def check(url: str) -> CheckResult:
             context = MigrationContext.configure(
                 connection, opts={"compare_type": True, "include_object": include_object}
             )
-            diffs = compare_metadata(context, Base.metadata)
+            diffs = compare_metadata(context, METADATA)
             differences = tuple(_describe(diff, connection.dialect) for diff in diffs)
             connection.rollback()
     finally:

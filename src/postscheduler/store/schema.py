@@ -1,18 +1,20 @@
-"""The database schema, as SQLAlchemy 2 typed mappings (one schema for SQLite and PostgreSQL).
+"""The database schema, as SQLAlchemy Core tables (one schema for SQLite and PostgreSQL).
 
-Alembic's migrations in ``migrations/`` create exactly this schema; a test checks that an
-upgraded empty database has no difference from these models.
+Plain :class:`~sqlalchemy.Table` definitions on one :data:`METADATA`, not ORM models: the
+store speaks Core only, and ``sqlalchemy.orm`` alone would add several MB to the daemon's
+memory. Alembic's migrations in ``migrations/`` create exactly this schema; a test checks
+that an upgraded empty database has no difference from these tables.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     ForeignKey,
@@ -25,7 +27,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -62,153 +63,129 @@ NAMING = {
 }
 
 
-class Base(DeclarativeBase):
-    """Base of every table; names its constraints so that migrations can refer to them."""
-
-    metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+#: Every table, on one MetaData whose naming convention names the constraints (so that
+#: migrations can refer to them).
+METADATA = MetaData(naming_convention=NAMING)
 
 
-class CampaignRow(Base):
-    """A campaign, as its file last described it."""
-
-    __tablename__ = "campaigns"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    timezone: Mapped[str] = mapped_column(String(64))
-    window_start: Mapped[datetime]
-    window_end: Mapped[datetime]
-    misfire_policy: Mapped[str] = mapped_column(String(16))
-    misfire_grace_s: Mapped[int] = mapped_column(Integer)
-    min_spacing_s: Mapped[int] = mapped_column(Integer)
-    path: Mapped[str] = mapped_column(Text)
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+def _serial() -> BigInteger:
+    """A 64-bit integer key (SQLite's INTEGER PRIMARY KEY is already 64-bit: its rowid)."""
+    return BigInteger().with_variant(Integer, "sqlite")
 
 
-class AccountRow(Base):
-    """An account of a campaign; the token itself is never stored, only where it is read."""
+#: A campaign, as its file last described it.
+CAMPAIGNS = Table(
+    "campaigns",
+    METADATA,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("misfire_policy", String(16), nullable=False),
+    Column("misfire_grace_s", Integer, nullable=False),
+    Column("min_spacing_s", Integer, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
-    __tablename__ = "accounts"
+#: An account of a campaign; the token itself is never stored, only where it is read.
+ACCOUNTS = Table(
+    "accounts",
+    METADATA,
+    Column("campaign_id", ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("instance", Text, nullable=False),
+    Column("software", String(16), nullable=False),
+    Column("token_source", Text, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("held_reason", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
 
-    campaign_id: Mapped[str] = mapped_column(
-        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    instance: Mapped[str] = mapped_column(Text)
-    software: Mapped[str] = mapped_column(String(16))
-    token_source: Mapped[str] = mapped_column(Text)
-    paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    held_reason: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime]
+#: One status to publish, with where it stands.
+PUBLICATIONS = Table(
+    "publications",
+    METADATA,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False, unique=True),
+    Column("campaign_id", ForeignKey("campaigns.id"), nullable=False),
+    Column("post", String(64), nullable=False),
+    Column("occurrence", String(16), nullable=True),
+    Column("account", String(64), nullable=False),
+    Column("part", Integer, nullable=False),
+    Column("parts", Integer, nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    # When it is next due: ``next_attempt_at`` if set, else ``scheduled_at`` (indexed).
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("spoiler_text", Text, nullable=False, default=""),
+    Column("visibility", String(16), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("sensitive", Boolean, nullable=False, default=False),
+    Column("media", JSON, nullable=False, default=list),
+    Column("reply_to", String(300), nullable=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("remote_id", String(200), nullable=True),
+    Column("remote_url", Text, nullable=True),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["campaign_id", "account"], ["accounts.campaign_id", "accounts.name"]),
+    Index("ix_publications_state_due_at", "state", "due_at"),
+    # Covers status: counts by state and next due time per campaign and account.
+    Index("ix_publications_account_state_due_at", "campaign_id", "account", "state", "due_at"),
+)
 
+#: The audit trail: every change of state of every publication.
+TRANSITIONS = Table(
+    "transitions",
+    METADATA,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column(
+        "publication_id",
+        ForeignKey("publications.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("detail", Text, nullable=True),
+)
 
-class PublicationRow(Base):
-    """One status to publish, with where it stands."""
+#: Every reading of a campaign file by sync or the daemon: accepted or refused.
+FILE_VERSIONS = Table(
+    "file_versions",
+    METADATA,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("campaign_id", String(64), nullable=True, index=True),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("accepted", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+)
 
-    __tablename__ = "publications"
-    __table_args__ = (
-        ForeignKeyConstraint(["campaign_id", "account"], ["accounts.campaign_id", "accounts.name"]),
-        Index("ix_publications_state_due_at", "state", "due_at"),
-        # Covers status: counts by state and next due time per campaign and account.
-        Index("ix_publications_account_state_due_at", "campaign_id", "account", "state", "due_at"),
-    )
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    key: Mapped[str] = mapped_column(String(300), unique=True)
-    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
-    post: Mapped[str] = mapped_column(String(64))
-    occurrence: Mapped[str | None] = mapped_column(String(16))
-    account: Mapped[str] = mapped_column(String(64))
-    part: Mapped[int] = mapped_column(Integer)
-    parts: Mapped[int] = mapped_column(Integer)
-    scheduled_at: Mapped[datetime]
-    #: When it is next due: ``next_attempt_at`` if set, else ``scheduled_at`` (indexed).
-    due_at: Mapped[datetime]
-    text: Mapped[str] = mapped_column(Text)
-    spoiler_text: Mapped[str] = mapped_column(Text, default="")
-    visibility: Mapped[str] = mapped_column(String(16))
-    language: Mapped[str] = mapped_column(String(8))
-    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
-    media: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    reply_to: Mapped[str | None] = mapped_column(String(300))
-    content_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))
-    attempt: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
-    lease_owner: Mapped[str | None] = mapped_column(String(200))
-    lease_expires_at: Mapped[datetime | None]
-    remote_id: Mapped[str | None] = mapped_column(String(200))
-    remote_url: Mapped[str | None] = mapped_column(Text)
-    published_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    cause: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
-
-
-class TransitionRow(Base):
-    """The audit trail: every change of state of every publication."""
-
-    __tablename__ = "transitions"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    publication_id: Mapped[int] = mapped_column(
-        ForeignKey("publications.id", ondelete="CASCADE"), index=True
-    )
-    at: Mapped[datetime]
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
-    cause: Mapped[str] = mapped_column(Text)
-    attempt: Mapped[int] = mapped_column(Integer)
-    actor: Mapped[str] = mapped_column(String(200))
-    detail: Mapped[str | None] = mapped_column(Text)
-
-
-class FileVersionRow(Base):
-    """Every reading of a campaign file by sync or the daemon: accepted or refused."""
-
-    __tablename__ = "file_versions"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
-    )
-    campaign_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    path: Mapped[str] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    accepted: Mapped[bool] = mapped_column(Boolean)
-    error: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime]
-
-
-class ServerProfileRow(Base):
-    """What discovery learnt of a server (software, version, limits), with its age."""
-
-    __tablename__ = "server_profiles"
-
-    instance: Mapped[str] = mapped_column(String(300), primary_key=True)
-    software: Mapped[str] = mapped_column(String(32))
-    version: Mapped[str] = mapped_column(String(64))
-    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    fetched_at: Mapped[datetime]
-
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)  # noqa: S101 (declarative models map to tables)
-    return table
-
-
-#: The tables, for Core statements (bulk inserts and updates).
-CAMPAIGNS = _table(CampaignRow)
-ACCOUNTS = _table(AccountRow)
-PUBLICATIONS = _table(PublicationRow)
-TRANSITIONS = _table(TransitionRow)
-FILE_VERSIONS = _table(FileVersionRow)
-SERVER_PROFILES = _table(ServerProfileRow)
+#: What discovery learnt of a server (software, version, limits), with its age.
+SERVER_PROFILES = Table(
+    "server_profiles",
+    METADATA,
+    Column("instance", String(300), primary_key=True),
+    Column("software", String(32), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("limits", JSON, nullable=False, default=dict),
+    Column("fetched_at", UTCDateTime, nullable=False),
+)
