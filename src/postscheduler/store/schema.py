@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Dialect,
     ForeignKey,
@@ -212,3 +213,29 @@ PUBLICATIONS = _table(PublicationRow)
 TRANSITIONS = _table(TransitionRow)
 FILE_VERSIONS = _table(FileVersionRow)
 SERVER_PROFILES = _table(ServerProfileRow)
+
+
+# -- workers: one heartbeat row per daemon ----------------------------------------------------
+#
+# A self-contained block, written as a plain Core table on the models' metadata (revision
+# 0002 creates it). Nothing above refers to it.
+
+#: One row per daemon (``run`` process), keyed by its owner name (``host:pid`` by default):
+#: what it runs, since when, and when it last said it was alive (see docs/operations.md).
+WORKERS = Table(
+    "workers",
+    Base.metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    #: running, stopping or stopped (:class:`postscheduler.ports.WorkerState`).
+    Column("state", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    #: How often the worker writes its row: a row older than a few beats is late.
+    Column("beat_every_s", Integer, nullable=False),
+    #: The campaign files it runs, and their campaigns' ids (JSON lists of strings).
+    Column("files", JSON, nullable=False),
+    Column("campaigns", JSON, nullable=False),
+)
