@@ -199,6 +199,10 @@ class WorkerInfo:
     campaigns: tuple[str, ...] = ()
 
 
+#: A worker whose row has not been written for more than this many of its beats is stale.
+STALE_AFTER_BEATS = 3
+
+
 @dataclass(frozen=True)
 class WorkerRecord:
     """A daemon's heartbeat row: what it said of itself, its state and when it last did."""
@@ -211,6 +215,14 @@ class WorkerRecord:
     def owner(self) -> str:
         """The worker's name (the row's key)."""
         return self.info.owner
+
+    def stale(self, now: datetime) -> bool:
+        """Whether the worker should have written its row since (more than
+        :data:`STALE_AFTER_BEATS` beats ago) but has not: dead, hung or cut off from the
+        database. A stopped worker is never stale."""
+        if self.state is WorkerState.STOPPED:
+            return False
+        return now - self.last_seen_at > STALE_AFTER_BEATS * self.info.beat_every
 
 
 @dataclass(frozen=True)
