@@ -5,9 +5,11 @@
   (:meth:`Store.next_due`). There is no polling loop: an idle daemon sleeps until then.
 - **Interval jobs** for maintenance: the campaign files are watched (a changed file is
   synced; a refused edit is logged and recorded while the last good plan keeps running);
-  and the **heartbeat** writes this worker's row in the store (:meth:`Store.heartbeat`:
-  who, where, since when, which files; ``status`` shows it). No job ever stops the
-  daemon: their errors are logged and they run again.
+  the **heartbeat** writes this worker's row in the store (:meth:`Store.heartbeat`: who,
+  where, since when, which files; ``status`` shows it); and, when the daemon is given a
+  :class:`~postscheduler.profile_refresh.ProfileRefresher`, the cached server profiles
+  are **refreshed** before they go stale (once at start, then every ``refresh_every``).
+  No job ever stops the daemon: their errors are logged and they run again.
 - **The worker's row** is written at start (``running``; rows of workers not seen for
   :data:`FORGET_WORKERS_AFTER` are deleted then), every ``heartbeat_every``, when a stop
   begins (``stopping``) and once it is done (``stopped``). A worker that dies says nothing:
@@ -32,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,12 +45,17 @@ from postscheduler.errors import CampaignInvalid, PostschedulerError
 from postscheduler.ports import Clock, Store, WorkerInfo, WorkerState
 from postscheduler.syncing import sync_file
 
+if TYPE_CHECKING:
+    from postscheduler.profile_refresh import ProfileRefresher
+
 log = logging.getLogger("postscheduler.daemon")
 
 DISPATCH_JOB = "dispatch"
 WATCH_EVERY = timedelta(seconds=2)
 #: How often the worker's row is written.
 HEARTBEAT_EVERY = timedelta(seconds=30)
+#: How often the server profiles are looked at (each is refreshed when about to go stale).
+REFRESH_EVERY = timedelta(minutes=10)
 #: At start, the rows of workers not seen for this long are deleted.
 FORGET_WORKERS_AFTER = timedelta(days=7)
 
@@ -91,6 +99,8 @@ class Daemon:
         on_tick: Callable[[TickReport], None] | None = None,
         watch_every: timedelta = WATCH_EVERY,
         heartbeat_every: timedelta = HEARTBEAT_EVERY,
+        refresher: ProfileRefresher | None = None,
+        refresh_every: timedelta = REFRESH_EVERY,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -100,6 +110,8 @@ class Daemon:
         self.on_tick = on_tick or (lambda report: None)
         self.watch_every = watch_every
         self.heartbeat_every = heartbeat_every
+        self.refresher = refresher
+        self.refresh_every = refresh_every
         #: What this worker says of itself in its heartbeat row (set by :meth:`start`).
         self.worker: WorkerInfo | None = None
         #: The watched files' paths as the store keeps them (resolved), and their campaigns.
@@ -135,6 +147,16 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        if self.refresher is not None:
+            self._scheduler.add_job(
+                self.refresh_profiles,
+                "interval",
+                seconds=self.refresh_every.total_seconds(),
+                next_run_time=datetime.now(UTC),  # once at start too, in the job's thread
+                id="refresh_profiles",
+                max_instances=1,
+                coalesce=True,
+            )
         self._scheduler.start()
         self.arm(self.clock.now())
         log.info("daemon started", extra={"event": "started"})
@@ -352,6 +374,17 @@ class Daemon:
         except PostschedulerError as error:
             log.error(
                 "cannot mark this worker stopped: %s", error, extra={"event": "heartbeat_failed"}
+            )
+
+    def refresh_profiles(self) -> None:
+        """The profile-refresh job: never raises (a failure is logged; the next run retries)."""
+        if self.refresher is None or self.stopping.is_set():
+            return
+        try:
+            self.refresher.refresh()
+        except Exception:
+            log.exception(
+                "refreshing the server profiles failed", extra={"event": "profile_refresh_failed"}
             )
 
 

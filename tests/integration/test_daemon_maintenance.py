@@ -1,7 +1,8 @@
-"""The daemon's maintenance jobs: its heartbeat row in the store.
+"""The daemon's maintenance jobs: its heartbeat row in the store, and the profile refresh.
 
 The real daemon (APScheduler, a SQLite store) on a fake clock. The jobs are called directly
-where a test needs one to run now — nothing sleeps for time to pass.
+where a test needs one to run now — nothing sleeps for time to pass; the only wait is for
+the scheduler's thread to run the refresh it starts with (an event, bounded).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from postscheduler import __version__
-from postscheduler.daemon import FORGET_WORKERS_AFTER, Daemon, Timeline
+from postscheduler.daemon import FORGET_WORKERS_AFTER, REFRESH_EVERY, Daemon, Timeline
 from postscheduler.dispatcher import Dispatcher, DispatchSettings
 from postscheduler.errors import StoreUnavailable
 from postscheduler.ports import (
@@ -29,6 +31,7 @@ from postscheduler.ports import (
     WorkerRecord,
     WorkerState,
 )
+from postscheduler.profile_refresh import ProfileRefresher, RefreshReport
 from postscheduler.store.database import create
 from postscheduler.store.migrate import upgrade
 from postscheduler.store.sql import SqlStore
@@ -136,12 +139,24 @@ def test_the_row_is_written_at_start_every_beat_and_says_stopped_at_the_end(rig:
     assert rig.row() == WorkerRecord(info, WorkerState.STOPPED, end)
 
 
-def test_the_heartbeat_is_an_interval_job(rig: Rig) -> None:
-    daemon = rig.daemon(heartbeat_every=timedelta(seconds=30))
-    daemon.start()
-    heartbeat = daemon._scheduler.get_job("heartbeat")
+def test_the_heartbeat_and_refresh_are_interval_jobs(rig: Rig) -> None:
+    plain = rig.daemon(heartbeat_every=timedelta(seconds=30))
+    plain.start()
+    heartbeat = plain._scheduler.get_job("heartbeat")
     assert heartbeat is not None
     assert heartbeat.trigger.interval == timedelta(seconds=30)
+    assert plain._scheduler.get_job("refresh_profiles") is None  # no refresher given
+    plain.stop()
+
+    refresher = ProfileRefresher(rig.store, rig.clock, margin=REFRESH_EVERY)
+    try:
+        refreshing = rig.daemon(refresher=refresher)
+        refreshing.start()
+        job = refreshing._scheduler.get_job("refresh_profiles")
+        assert job is not None
+        assert job.trigger.interval == REFRESH_EVERY
+    finally:
+        refresher.close()
 
 
 def test_a_stop_right_after_a_start_leaves_no_dispatch_job_to_fire(rig: Rig) -> None:
@@ -214,3 +229,45 @@ def test_a_heartbeat_that_cannot_be_written_is_logged_and_the_daemon_goes_on(
     assert len(failures) == 4  # at start, the beat, and the stop (stopping, then stopped)
     assert all("cannot reach the database" in r.getMessage() for r in failures)
     assert any("daemon stopped" in r.getMessage() for r in caplog.records)
+
+
+class Refresher(ProfileRefresher):
+    """Counts its runs (and may fail), asking no server."""
+
+    def __init__(self, rig: Rig, *, fail: bool) -> None:
+        super().__init__(rig.store, rig.clock)
+        self.fail = fail
+        self.ran = threading.Event()
+
+    def refresh(self) -> RefreshReport:
+        self.ran.set()
+        if self.fail:
+            raise RuntimeError("a bug in the refresh")
+        return RefreshReport()
+
+
+def test_the_refresh_runs_once_at_start_in_the_scheduler_s_thread(rig: Rig) -> None:
+    refresher = Refresher(rig, fail=False)
+    try:
+        rig.daemon(refresher=refresher).start()
+        assert refresher.ran.wait(timeout=10)
+    finally:
+        refresher.close()
+
+
+def test_a_refresh_that_fails_is_logged_and_never_stops_the_daemon(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    refresher = Refresher(rig, fail=True)
+    try:
+        daemon = rig.daemon(refresher=refresher)
+        daemon.start()
+        assert refresher.ran.wait(timeout=10)
+        daemon.refresh_profiles()  # and again, from here: it does not raise
+        assert daemon._scheduler.running
+        assert daemon._scheduler.get_job("refresh_profiles") is not None
+    finally:
+        refresher.close()
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "profile_refresh_failed"]
+    assert failures
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in failures)
