@@ -368,7 +368,8 @@ class Store(Protocol):
         self, worker: WorkerInfo, *, now: datetime, state: WorkerState = WorkerState.RUNNING
     ) -> None:
         """Write ``worker``'s row (one per ``owner``, replaced whole): what it says of
-        itself, ``state``, and ``now`` as the time it was last seen."""
+        itself, ``state``, and ``now`` as the time it was last seen. ``beat_every`` is kept
+        to the second, rounded up (never 0 for a beat under a second)."""
         ...
 
     def stopped(self, owner: str, *, now: datetime) -> bool:
