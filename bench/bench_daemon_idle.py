@@ -15,10 +15,11 @@ seconds have passed, reads from ``/proc/PID``:
 - CPU time (utime + stime of ``/proc/PID/stat``) over ``--idle`` seconds (target ≤ 0.05 s
   per 60 s).
 
-Then, in this process, what one run of each idle job costs — the file watcher (every 2 s)
-and the heartbeat (every minute) — to say which part of the idle CPU is theirs. Finally
-SIGTERM, and the daemon must exit 0. Nothing is published and nothing leaves the machine
-(the instances are never contacted: nothing is due for 30 days).
+Then, in this process, what one run of each idle job costs — the file watcher (every 2 s),
+the heartbeat (its row written every 30 s) and the profile refresh (every 10 min) — to say
+which part of the idle CPU is theirs. Finally SIGTERM, and the daemon must exit 0. Nothing
+is published and nothing leaves the machine (the instances are never contacted: nothing is
+due for 30 days, and the refresh only asks again servers whose profile is cached — none).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from pathlib import Path
 import bench_store  # beside this script: the campaign generator both benchmarks use
 
 from postscheduler.clock import SystemClock
-from postscheduler.daemon import HEARTBEAT_EVERY, WATCH_EVERY, Daemon, Timeline
+from postscheduler.daemon import HEARTBEAT_EVERY, REFRESH_EVERY, WATCH_EVERY, Daemon, Timeline
 from postscheduler.dispatcher import Dispatcher, DispatchSettings
+from postscheduler.profile_refresh import ProfileRefresher
 from postscheduler.store.database import create
 from postscheduler.store.sql import SqlStore
 
@@ -100,23 +102,27 @@ class Lines:
             return "\n".join(self.lines[-count:])
 
 
-def job_costs(campaign: Path, url: str, repeat: int = 200) -> tuple[float, float]:
-    """CPU ms of one run of the file watcher (file unchanged) and of the heartbeat, measured
-    in this process on a daemon built like `run` builds it (not started)."""
+def job_costs(campaign: Path, url: str, repeat: int = 200) -> tuple[float, float, float]:
+    """CPU ms of one run of the file watcher (file unchanged), of the heartbeat (one row
+    written) and of the profile refresh (nothing to ask), measured in this process on a
+    daemon built like `run` builds it (its row written, its timer not started)."""
     store = SqlStore(create(url))
     clock = SystemClock()
     dispatcher = Dispatcher(store, lambda c, a: None, clock, DispatchSettings(owner="bench"))  # type: ignore[arg-type,return-value]
-    daemon = Daemon(store, dispatcher, [campaign], timeline=Timeline(clock))
+    refresher = ProfileRefresher(store, clock, margin=REFRESH_EVERY)
+    daemon = Daemon(store, dispatcher, [campaign], timeline=Timeline(clock), refresher=refresher)
+    daemon._introduce()
     costs = []
-    for job in (daemon._watch, daemon._heartbeat):
+    for job in (daemon._watch, daemon.heartbeat, daemon.refresh_profiles):
         job()
         began = time.thread_time()
         for _ in range(repeat):
             job()
         costs.append((time.thread_time() - began) / repeat * 1000)
+    refresher.close()
     dispatcher.close()
     store.engine.dispose()
-    return costs[0], costs[1]
+    return costs[0], costs[1], costs[2]
 
 
 def measure(
@@ -209,7 +215,7 @@ def main() -> None:
                 f"  the daemon planned {queued(database)} publications at start, the first "
                 "due in 30 days"
             )
-        watch_ms, heartbeat_ms = job_costs(campaign, url)
+        watch_ms, heartbeat_ms, refresh_ms = job_costs(campaign, url)
 
     rss, peak, rss_after, threads, idle_cpu, code, lines = measured
     per_minute = idle_cpu * 60 / args.idle
@@ -224,10 +230,13 @@ def main() -> None:
     )
     watches = 60 / WATCH_EVERY.total_seconds()
     beats = 60 / HEARTBEAT_EVERY.total_seconds()
+    refreshes = 60 / REFRESH_EVERY.total_seconds()
     print(
         f"  one file-watcher run (file unchanged): {watch_ms:.3f} ms CPU × {watches:.0f}/min = "
         f"{watch_ms * watches / 1000:.4f} s/min; one heartbeat: {heartbeat_ms:.3f} ms × "
-        f"{beats:.0f}/min (measured in-process, without APScheduler's own wake-ups)"
+        f"{beats:.0f}/min = {heartbeat_ms * beats / 1000:.4f} s/min; one profile refresh "
+        f"({ACCOUNTS} accounts, nothing to ask): {refresh_ms:.3f} ms × {refreshes:.1f}/min "
+        "(measured in-process, without APScheduler's own wake-ups)"
     )
     print(f"  SIGTERM → exit status {code}   [{'ok' if code == 0 else 'NOT 0'}]")
     if code != 0:

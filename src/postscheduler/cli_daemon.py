@@ -115,8 +115,9 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
     from postscheduler.clock import SystemClock  # noqa: PLC0415
-    from postscheduler.daemon import Daemon, Timeline, run_once  # noqa: PLC0415
+    from postscheduler.daemon import REFRESH_EVERY, Daemon, Timeline, run_once  # noqa: PLC0415
     from postscheduler.dispatcher import Dispatcher, DispatchSettings, worker_id  # noqa: PLC0415
+    from postscheduler.profile_refresh import ProfileChange, ProfileRefresher  # noqa: PLC0415
     from postscheduler.publishers.factory import LivePublishers  # noqa: PLC0415
     from postscheduler.store.opening import open_store  # noqa: PLC0415
 
@@ -142,14 +143,28 @@ def _run(args: argparse.Namespace) -> int:
             summary = ", ".join(f"{n} {name}" for name, n in sorted(done.items()))
             print(summary or "nothing was due", file=sys.stderr)
             return EXIT_OK
+
+        def rebuild_publishers(change: ProfileChange) -> None:
+            # Built with the old profile: rebuilt with the new one when next needed.
+            for account in change.accounts:
+                publishers.forget(account.campaign, account.name)
+
+        refresher = ProfileRefresher(
+            store, clock, margin=REFRESH_EVERY, on_change=rebuild_publishers
+        )
         daemon = Daemon(
             store,
             dispatcher,
             [Path(p) for p in args.campaigns],
             timeline=Timeline(clock),
+            refresher=refresher,
             grace=timedelta(seconds=args.grace),
         )
-        if not daemon.run_forever():
+        try:
+            clean = daemon.run_forever()
+        finally:
+            refresher.close()
+        if not clean:
             # Requests still unanswered after the grace period: leave now rather than wait
             # for them (their leases expire; they are reconciled before any new send).
             logging.shutdown()

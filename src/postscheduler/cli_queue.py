@@ -102,9 +102,10 @@ def add_queue_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     status = command(
         "status",
         _status,
-        "counts by state per campaign and account, what is next, the last error",
+        "counts by state per campaign and account, what is next, the last error; the workers",
         "Show, per campaign and account, how many publications are in each state, when the "
-        "next one is due, the last error, and whether it is paused or held.",
+        "next one is due, the last error, and whether it is paused or held; then each worker "
+        "(`run` process) with when it last wrote its heartbeat (stale: dead or hung).",
     )
     status.add_argument("--campaign", metavar="ID", help="only this campaign")
 
@@ -241,15 +242,23 @@ def _due(record: PublicationRecord, now: datetime) -> str:
 
 
 def _status(args: argparse.Namespace, session: Session) -> int:
-    """Counts by state per campaign and account (see :func:`queue_views.status_table`)."""
-    from postscheduler.queue_views import status_json, status_table  # noqa: PLC0415
+    """Counts by state per campaign and account (see :func:`queue_views.status_table`),
+    then the workers and their heartbeats (:func:`queue_views.workers_table`)."""
+    from postscheduler.queue_views import (  # noqa: PLC0415
+        status_json,
+        status_table,
+        workers_table,
+    )
 
     campaigns = _campaigns(session, args.campaign)
     rows = session.store.status(args.campaign)
+    workers = session.store.workers()
     if args.json:
-        _print_json(session, status_json(rows, campaigns, session.now))
+        _print_json(session, status_json(rows, campaigns, session.now, workers))
     else:
         _print(session, status_table(rows, campaigns, session.now))
+        _print(session, "")
+        _print(session, workers_table(workers, session.now))
     return EXIT_OK
 
 

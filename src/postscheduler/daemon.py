@@ -4,8 +4,17 @@
   something could happen — the earliest due publication, retry time or lease expiry
   (:meth:`Store.next_due`). There is no polling loop: an idle daemon sleeps until then.
 - **Interval jobs** for maintenance: the campaign files are watched (a changed file is
-  synced; a refused edit is logged and recorded while the last good plan keeps running),
-  and a heartbeat line is logged.
+  synced; a refused edit is logged and recorded while the last good plan keeps running);
+  the **heartbeat** writes this worker's row in the store (:meth:`Store.heartbeat`: who,
+  where, since when, which files; ``status`` shows it); and, when the daemon is given a
+  :class:`~postscheduler.profile_refresh.ProfileRefresher`, the cached server profiles
+  are **refreshed** before they go stale (once at start, then every ``refresh_every``).
+  No job ever stops the daemon: their errors are logged and they run again.
+- **The worker's row** is written at start (``running``; rows of workers not seen for
+  :data:`FORGET_WORKERS_AFTER` are deleted then), every ``heartbeat_every``, when a stop
+  begins (``stopping``) and once it is done (``stopped``). A worker that dies says nothing:
+  its row stops moving, and ``status`` shows it stale after
+  :data:`~postscheduler.ports.STALE_AFTER_BEATS` beats.
 - **Signals**: SIGTERM/SIGINT stop claiming, put back what was claimed but not sent, give
   the requests already sent a grace period to be answered, and exit 0; SIGHUP re-reads
   every campaign file.
@@ -18,29 +27,43 @@ APScheduler holds no posts: its jobs only say *when* to look at the store.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from postscheduler import __version__
 from postscheduler.dispatcher import Dispatcher, TickReport
 from postscheduler.errors import CampaignInvalid, PostschedulerError
-from postscheduler.ports import Clock, Store
+from postscheduler.ports import Clock, Store, WorkerInfo, WorkerState
 from postscheduler.syncing import sync_file
+
+if TYPE_CHECKING:
+    from postscheduler.profile_refresh import ProfileRefresher
 
 log = logging.getLogger("postscheduler.daemon")
 
 DISPATCH_JOB = "dispatch"
 WATCH_EVERY = timedelta(seconds=2)
-HEARTBEAT_EVERY = timedelta(minutes=1)
+#: How often the worker's row is written.
+HEARTBEAT_EVERY = timedelta(seconds=30)
+#: How often the server profiles are looked at (each is refreshed when about to go stale).
+REFRESH_EVERY = timedelta(minutes=10)
+#: At start, the rows of workers not seen for this long are deleted.
+FORGET_WORKERS_AFTER = timedelta(days=7)
 #: How long a stop waits for the requests already sent to be answered (systemd's
 #: TimeoutStopSec, 90 s by default, leaves room for it).
 STOP_GRACE = timedelta(seconds=30)
@@ -85,6 +108,9 @@ class Daemon:
         on_tick: Callable[[TickReport], None] | None = None,
         watch_every: timedelta = WATCH_EVERY,
         grace: timedelta = STOP_GRACE,
+        heartbeat_every: timedelta = HEARTBEAT_EVERY,
+        refresher: ProfileRefresher | None = None,
+        refresh_every: timedelta = REFRESH_EVERY,
     ) -> None:
         self.store = store
         self.dispatcher = dispatcher
@@ -94,17 +120,28 @@ class Daemon:
         self.on_tick = on_tick or (lambda report: None)
         self.watch_every = watch_every
         self.grace = grace
+        self.heartbeat_every = heartbeat_every
+        self.refresher = refresher
+        self.refresh_every = refresh_every
+        #: What this worker says of itself in its heartbeat row (set by :meth:`start`).
+        self.worker: WorkerInfo | None = None
+        #: The watched files' paths as the store keeps them (resolved), and their campaigns.
+        self._paths = [_resolved(Path(f)) for f in files]
+        self._campaign_of: dict[str, str] = {}
         #: Set to ask the daemon to stop (a signal, or the end of a rehearsal).
         self.stopping = threading.Event()
         self._stopped = False
         self._armed_for: datetime | None = None
         self._arm_lock = threading.Lock()
+        self._beat_lock = threading.Lock()
         self._scheduler = BackgroundScheduler(timezone=UTC)
 
     # -- life -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the timer: dispatch now, then whenever something is next due."""
+        """Write this worker's row, start the timer: dispatch now, then whenever something
+        is next due; the maintenance jobs at their intervals."""
+        self._introduce()
         self._scheduler.add_job(
             self._watch,
             "interval",
@@ -114,12 +151,23 @@ class Daemon:
             coalesce=True,
         )
         self._scheduler.add_job(
-            self._heartbeat,
+            self.heartbeat,
             "interval",
-            seconds=HEARTBEAT_EVERY.total_seconds(),
+            seconds=self.heartbeat_every.total_seconds(),
             id="heartbeat",
+            max_instances=1,
             coalesce=True,
         )
+        if self.refresher is not None:
+            self._scheduler.add_job(
+                self.refresh_profiles,
+                "interval",
+                seconds=self.refresh_every.total_seconds(),
+                next_run_time=datetime.now(UTC),  # once at start too, in the job's thread
+                id="refresh_profiles",
+                max_instances=1,
+                coalesce=True,
+            )
         self._scheduler.start()
         self.arm(self.clock.now())
         log.info("daemon started", extra={"event": "started"})
@@ -137,9 +185,16 @@ class Daemon:
         # it waits for the running jobs: a job arming then would never end).
         with self._arm_lock:
             self.stopping.set()
+            # Nothing is dispatched once stopping: drop the date job now. Left in place, it
+            # could fire as the scheduler shuts down, and APScheduler 3 then fails to remove
+            # it (once stopped, it looks among the jobs not yet added only): its thread died
+            # with a JobLookupError traceback.
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.remove_job(DISPATCH_JOB)
         if self._stopped:
             return True
         self._stopped = True
+        self.heartbeat(WorkerState.STOPPING)
         idle = self.dispatcher.drain(self.grace)
         self._scheduler.shutdown(wait=idle)
         if not idle:
@@ -151,6 +206,7 @@ class Daemon:
             )
             return False
         self.dispatcher.close()
+        self._say_stopped()
         log.info("daemon stopped", extra={"event": "stopped"})
         return True
 
@@ -285,6 +341,7 @@ class Daemon:
             log.error("%s: %s", path, error, extra={"event": "sync_failed", "file": str(path)})
             return False
         log.info("%s", outcome.summary(), extra={"event": "synced", "file": str(path)})
+        self._campaign_of[_resolved(path)] = outcome.campaign
         planned = outcome.up_to_date_since is None
         del outcome  # the plan: up to every publication of the campaign
         self.arm(self.store.next_due())
@@ -292,12 +349,82 @@ class Daemon:
             release_memory()
         return True
 
-    def _heartbeat(self) -> None:
-        log.info(
-            "alive; next due %s",
-            self._armed_for,
-            extra={"event": "heartbeat"},
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _introduce(self) -> None:
+        """Say who this worker is (its row, written now) and forget long-gone workers."""
+        now = self.clock.now()
+        try:
+            for campaign in self.store.campaigns():
+                self._campaign_of.setdefault(campaign.path, campaign.id)
+            self.store.forget_workers(seen_before=now - FORGET_WORKERS_AFTER)
+        except PostschedulerError as error:
+            log.error(
+                "cannot tidy the workers' rows: %s", error, extra={"event": "heartbeat_failed"}
+            )
+        self.worker = WorkerInfo(
+            owner=self.dispatcher.settings.owner,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            version=__version__,
+            started_at=now,
+            beat_every=self.heartbeat_every,
+            files=tuple(str(watched.path) for watched in self.files),
         )
+        self.heartbeat()
+
+    def heartbeat(self, state: WorkerState = WorkerState.RUNNING) -> None:
+        """Write this worker's row: ``state``, the files and campaigns it runs, seen now.
+        A store that cannot be written is logged; the next beat tries again.
+
+        Once a stop has begun, a beat says ``stopping`` whatever it was asked (under a
+        lock, so that a beat of the job cannot write ``running`` after the stop's own)."""
+        if self.worker is None:
+            return
+        with self._beat_lock:
+            if state is WorkerState.RUNNING and self.stopping.is_set():
+                state = WorkerState.STOPPING
+            campaigns = tuple(
+                self._campaign_of[path] for path in self._paths if path in self._campaign_of
+            )
+            if campaigns != self.worker.campaigns:
+                self.worker = replace(self.worker, campaigns=campaigns)
+            try:
+                self.store.heartbeat(self.worker, now=self.clock.now(), state=state)
+            except PostschedulerError as error:
+                log.error(
+                    "cannot write this worker's heartbeat: %s",
+                    error,
+                    extra={"event": "heartbeat_failed"},
+                )
+                return
+        log.debug("%s; next due %s", state.value, self._armed_for, extra={"event": "heartbeat"})
+
+    def _say_stopped(self) -> None:
+        if self.worker is None:
+            return
+        try:
+            self.store.stopped(self.worker.owner, now=self.clock.now())
+        except PostschedulerError as error:
+            log.error(
+                "cannot mark this worker stopped: %s", error, extra={"event": "heartbeat_failed"}
+            )
+
+    def refresh_profiles(self) -> None:
+        """The profile-refresh job: never raises (a failure is logged; the next run retries)."""
+        if self.refresher is None or self.stopping.is_set():
+            return
+        try:
+            self.refresher.refresh()
+        except Exception:
+            log.exception(
+                "refreshing the server profiles failed", extra={"event": "profile_refresh_failed"}
+            )
+
+
+def _resolved(path: Path) -> str:
+    """A campaign file's path as the store keeps it (resolved)."""
+    return str(path.resolve())
 
 
 def release_memory() -> None:

@@ -9,6 +9,7 @@ Records crossing the boundary are frozen dataclasses; every time is UTC-aware.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,6 +168,63 @@ class ServerProfile:
     video_size_limit: int | None = None
 
 
+class WorkerState(enum.StrEnum):
+    """Where a daemon (a ``run`` process) stands, as its heartbeat row says."""
+
+    RUNNING = "running"
+    #: Draining: it claims nothing more and lets what is in flight finish (SIGTERM).
+    STOPPING = "stopping"
+    #: It exited cleanly. A worker that dies (kill -9, power loss) never says so: its row
+    #: stays ``running`` and only its age (``last_seen_at``) tells.
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a daemon says of itself in its heartbeat row.
+
+    ``owner`` is its name in the history and on its leases (``host:pid`` by default);
+    ``beat_every`` how often it writes the row, so that a reader can tell a late row (more
+    than a few beats old) without knowing the daemon's settings. ``campaigns`` are the ids
+    of the campaigns of ``files``, as far as it knows them.
+    """
+
+    owner: str
+    hostname: str
+    pid: int
+    version: str
+    started_at: datetime
+    beat_every: timedelta
+    files: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+
+
+#: A worker whose row has not been written for more than this many of its beats is stale.
+STALE_AFTER_BEATS = 3
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    """A daemon's heartbeat row: what it said of itself, its state and when it last did."""
+
+    info: WorkerInfo
+    state: WorkerState
+    last_seen_at: datetime
+
+    @property
+    def owner(self) -> str:
+        """The worker's name (the row's key)."""
+        return self.info.owner
+
+    def stale(self, now: datetime) -> bool:
+        """Whether the worker should have written its row since (more than
+        :data:`STALE_AFTER_BEATS` beats ago) but has not: dead, hung or cut off from the
+        database. A stopped worker is never stale."""
+        if self.state is WorkerState.STOPPED:
+            return False
+        return now - self.last_seen_at > STALE_AFTER_BEATS * self.info.beat_every
+
+
 @dataclass(frozen=True)
 class Published:
     """A status the server holds: its id and public URL."""
@@ -302,6 +360,29 @@ class Store(Protocol):
 
     def profile(self, instance: str) -> ServerProfile | None:
         """The profile last saved for ``instance`` (exactly as saved), None if none was."""
+        ...
+
+    # -- workers (the daemons' heartbeat rows) ------------------------------------------
+
+    def heartbeat(
+        self, worker: WorkerInfo, *, now: datetime, state: WorkerState = WorkerState.RUNNING
+    ) -> None:
+        """Write ``worker``'s row (one per ``owner``, replaced whole): what it says of
+        itself, ``state``, and ``now`` as the time it was last seen. ``beat_every`` is kept
+        to the second, rounded up (never 0 for a beat under a second)."""
+        ...
+
+    def stopped(self, owner: str, *, now: datetime) -> bool:
+        """Mark ``owner``'s row stopped, last seen ``now``; False when it has no row."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """Every worker's row, by owner."""
+        ...
+
+    def forget_workers(self, *, seen_before: datetime) -> int:
+        """Delete the rows last seen before ``seen_before`` (whatever their state: a row that
+        old is a worker long gone). Returns how many were deleted."""
         ...
 
     # -- the work queue (the daemon) ----------------------------------------------------

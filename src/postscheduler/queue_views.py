@@ -25,7 +25,14 @@ from typing import Any
 
 from postscheduler import __version__
 from postscheduler.domain.states import State
-from postscheduler.ports import CampaignRecord, PublicationRecord, StatusRow, TransitionRecord
+from postscheduler.ports import (
+    STALE_AFTER_BEATS,
+    CampaignRecord,
+    PublicationRecord,
+    StatusRow,
+    TransitionRecord,
+    WorkerRecord,
+)
 
 #: The order states are listed in, everywhere.
 STATES: tuple[State, ...] = tuple(State)
@@ -210,7 +217,10 @@ def _account_state(row: StatusRow) -> str:
 
 
 def status_json(
-    rows: Sequence[StatusRow], campaigns: Sequence[CampaignRecord], now: datetime
+    rows: Sequence[StatusRow],
+    campaigns: Sequence[CampaignRecord],
+    now: datetime,
+    workers: Sequence[WorkerRecord] = (),
 ) -> dict[str, Any]:
     """The status as ``status --json`` prints it.
 
@@ -218,6 +228,7 @@ def status_json(
     account has a count for every one of the eight states (zeros included), its total, the
     next due time (UTC ISO, seconds from ``now`` — negative when late — and in words), its
     last error, whether it is paused (itself or through its campaign) and why it is held.
+    ``workers`` lists the daemons' heartbeat rows (:func:`workers_json`).
     """
     document: list[dict[str, Any]] = []
     for ident, campaign, found in _grouped(rows, campaigns):
@@ -250,7 +261,7 @@ def status_json(
                 "accounts": accounts,
             }
         )
-    return {"now": iso(now), "campaigns": document}
+    return {"now": iso(now), "campaigns": document, "workers": workers_json(workers, now)}
 
 
 def counts_text(counts: dict[State, int]) -> str:
@@ -309,6 +320,81 @@ def status_table(
             _table(("account", "state", "publications", "next due", "last error"), table_rows)
         )
     return "\n".join(out)
+
+
+# -- workers (status) -----------------------------------------------------------------------
+
+
+def age(delta: timedelta) -> str:
+    """How long ago, to the second while it is short: ``12s``, ``2m 5s``, then as :func:`span`.
+
+    Negative spans (a clock behind another's) are measured by their size."""
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes}m {rest}s" if rest else f"{minutes}m"
+    return span(delta)
+
+
+def worker_state(worker: WorkerRecord, now: datetime) -> str:
+    """``running``, ``stopping``, ``stopped``, or ``stale`` (running or stopping, but not
+    seen for more than :data:`~postscheduler.ports.STALE_AFTER_BEATS` of its beats)."""
+    return "stale" if worker.stale(now) else worker.state.value
+
+
+def workers_json(workers: Sequence[WorkerRecord], now: datetime) -> list[dict[str, Any]]:
+    """The workers as ``status --json`` lists them: every field of each row, how many
+    seconds ago it was written, and whether it is stale."""
+    return [
+        {
+            "owner": w.owner,
+            "hostname": w.info.hostname,
+            "pid": w.info.pid,
+            "version": w.info.version,
+            "state": w.state.value,
+            "stale": w.stale(now),
+            "started_at": iso(w.info.started_at),
+            "last_seen_at": iso(w.last_seen_at),
+            "seen_seconds_ago": int((now - w.last_seen_at).total_seconds()),
+            "beat_every_seconds": int(w.info.beat_every.total_seconds()),
+            "files": list(w.info.files),
+            "campaigns": list(w.info.campaigns),
+        }
+        for w in workers
+    ]
+
+
+def workers_table(workers: Sequence[WorkerRecord], now: datetime) -> str:
+    """The workers for people: one line each — owner, state (``stale`` for one that stopped
+    beating), when last seen, since when it runs, its version and campaigns — then a note
+    saying what stale means when one is."""
+    if not workers:
+        return "workers: none has written a heartbeat (no `postscheduler run` yet)"
+    rows = [
+        (
+            clean(w.owner),
+            worker_state(w, now),
+            f"{age(now - w.last_seen_at)} ago",
+            iso(w.info.started_at) or "-",
+            clean(w.info.version),
+            clean(", ".join(w.info.campaigns)) or "-",
+        )
+        for w in workers
+    ]
+    lines = [
+        "workers",
+        *_table(("owner", "state", "last seen", "started", "version", "campaigns"), rows),
+    ]
+    stale = [w for w in workers if w.stale(now)]
+    if stale:
+        lines.append(
+            f"stale: not seen for more than {STALE_AFTER_BEATS} heartbeats — dead, hung or cut "
+            "off from the database; what it had claimed goes back to the queue when its lease "
+            "runs out"
+        )
+    return "\n".join(lines)
 
 
 # -- queue ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,6 +190,7 @@ def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
         while len(stored(url)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)  # waiting for the daemon to act, not for time to pass
         assert len(stored(url)) == 2
+        (running,) = workers(db)
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=30)
@@ -196,6 +198,17 @@ def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
     assert "daemon stopped" in err
     assert "Traceback" not in err
     assert tokens["alba"] not in err + out
+    # Its heartbeat row: running while it ran, stopped once it exited.
+    assert running["owner"].startswith(f"{socket.gethostname()}:{daemon.pid}#")
+    assert running["pid"] == daemon.pid
+    assert (running["state"], running["stale"], running["campaigns"]) == (
+        "running",
+        False,
+        ["live"],
+    )
+    assert running["files"] == [str(path)]
+    (stopped,) = workers(db)
+    assert (stopped["owner"], stopped["state"]) == (running["owner"], "stopped")
 
 
 def test_a_stop_waits_no_longer_than_the_grace_for_an_unanswered_request(
@@ -243,3 +256,10 @@ def test_a_stop_waits_no_longer_than_the_grace_for_an_unanswered_request(
     back = next(s for s in states.values() if s["state"] == "retrying")
     assert "stopped before it was sent" in back["cause"]
     assert stored(url) == []
+
+
+def workers(db: str) -> list[dict[str, Any]]:
+    result = run("status", "--json", "--db", db)
+    assert result.returncode == 0, result.stderr
+    found: list[dict[str, Any]] = json.loads(result.stdout)["workers"]
+    return found

@@ -4,10 +4,11 @@ Every PostgreSQL test runs in a fresh, empty schema (the ``postgres_schema_url``
 they skip with a reason when ``POSTSCHEDULER_TEST_POSTGRES_URL`` is unset and fail when it
 is set but the server does not answer.
 
-With a single revision, a database "behind" the code cannot be made from the shipped
-scripts alone: the tests that need one copy ``migrations/`` into a temporary folder, add a
-revision ``0002`` written for the test, and point :mod:`postscheduler.store.migrate` at the
-copy. A database at ``0001`` is then behind, exactly as it will be when a real ``0002`` ships.
+The shipped scripts make a database at ``0001`` behind the code (the real upgrade to
+``0002`` is tested below). For the rest — failing, refused or batch migrations — the tests
+copy ``migrations/`` into a temporary folder, add a revision ``0003`` written for the test
+(after the shipped head, ``0002``), and point :mod:`postscheduler.store.migrate` at the copy.
+A database at ``0002`` is then behind, exactly as it will be when a real ``0003`` ships.
 """
 
 from __future__ import annotations
@@ -199,14 +200,14 @@ def one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
 
 # -- a second revision, written by the tests -------------------------------------------------
 
-REVISION_0002 = '''\
+REVISION_0003 = '''\
 """A second revision, written by the tests."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -242,7 +243,7 @@ op.execute(
 
 @pytest.fixture
 def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """Make ``migrate`` use a copy of the migrations with a revision 0002 of the given body.
+    """Make ``migrate`` use a copy of the migrations with a revision 0003 of the given body.
 
     As a real new revision would, it also moves ``migrate.HEAD`` (the code's declared head,
     which answers the common "already current" case without reading the scripts).
@@ -253,10 +254,10 @@ def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
         shutil.copytree(
             migrate.MIGRATIONS_DIR, folder, ignore=shutil.ignore_patterns("__pycache__")
         )
-        source = REVISION_0002.format(body=textwrap.indent(body, "    "))
-        (folder / "versions" / "0002_for_tests.py").write_text(source, encoding="utf-8")
+        source = REVISION_0003.format(body=textwrap.indent(body, "    "))
+        (folder / "versions" / "0003_for_tests.py").write_text(source, encoding="utf-8")
         monkeypatch.setattr(migrate, "MIGRATIONS_DIR", folder)
-        monkeypatch.setattr(migrate, "HEAD", "0002")
+        monkeypatch.setattr(migrate, "HEAD", "0003")
 
     return add
 
@@ -265,8 +266,8 @@ def add_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[s
 
 
 def test_head_constant_is_the_scripts_head() -> None:
-    assert migrate.head_revision() == migrate.HEAD == "0001"
-    assert migrate.known_revisions() == {"0001"}
+    assert migrate.head_revision() == migrate.HEAD == "0002"
+    assert migrate.known_revisions() == {"0001", "0002"}
 
 
 def test_the_migrations_folder_is_in_the_checkout() -> None:
@@ -291,7 +292,7 @@ def test_upgrade_creates_the_schema_of_the_models(
 ) -> None:
     result = migrate.upgrade(db_url)
 
-    assert (result.before, result.after, result.backup) == (None, "0001", None)
+    assert (result.before, result.after, result.backup) == (None, "0002", None)
     assert result.changed
     assert tables(db_url) == OUR_TABLES | {"alembic_version"}
     assert migrate.current_revision(engine_for(db_url)) == migrate.HEAD
@@ -299,13 +300,14 @@ def test_upgrade_creates_the_schema_of_the_models(
 
 
 def test_the_migrated_schema_has_no_difference_from_the_models(db_url: str) -> None:
-    """The "no pending autogenerate diff" test: 0001 creates exactly schema.py's schema."""
+    """The "no pending autogenerate diff" test: 0001 then 0002 create exactly schema.py's
+    schema."""
     migrate.upgrade(db_url)
 
     result = migrate.check(db_url)
 
     assert result.differences == ()
-    assert (result.revision, result.head, result.known) == ("0001", "0001", True)
+    assert (result.revision, result.head, result.known) == ("0002", "0002", True)
     assert result.ok
 
 
@@ -345,7 +347,7 @@ def test_upgrading_twice_is_a_no_op(db_url: str) -> None:
 
     again = migrate.upgrade(db_url)
 
-    assert (again.before, again.after, again.backup) == ("0001", "0001", None)
+    assert (again.before, again.after, again.backup) == ("0002", "0002", None)
     assert not again.changed
     assert row_counts(db_url) == {"campaigns": 1, "accounts": 1, "publications": 1}
 
@@ -425,6 +427,8 @@ def test_offline_mode_prints_the_sql_without_a_database(
         "CONSTRAINT fk_publications_campaign_id_account_accounts FOREIGN KEY",
         "CREATE INDEX ix_publications_state_due_at ON publications (state, due_at)",
         "INSERT INTO alembic_version (version_num) VALUES ('0001')",
+        "CREATE TABLE workers",
+        "UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001'",
     ]:
         assert fragment in sql
     assert not (tmp_path / "never.sqlite3").exists()
@@ -436,9 +440,9 @@ def test_offline_mode_prints_the_sql_without_a_database(
 def test_a_sqlite_file_behind_is_backed_up_then_upgraded_with_its_rows(
     sqlite_url: str, add_revision: Callable[[str], None]
 ) -> None:
-    """A file at 0001 with rows; the code's head is 0002, a batch migration of ``campaigns``.
+    """A file at 0002 with rows; the code's head is 0003, a batch migration of ``campaigns``.
 
-    The backup is a consistent copy at 0001 with the rows; the upgraded file keeps every row
+    The backup is a consistent copy at 0002 with the rows; the upgraded file keeps every row
     (no cascade from copying the parent table) and no broken reference.
     """
     migrate.upgrade(sqlite_url)
@@ -449,22 +453,45 @@ def test_a_sqlite_file_behind_is_backed_up_then_upgraded_with_its_rows(
 
     result = migrate.upgrade(sqlite_url)
 
-    assert (result.before, result.after) == ("0001", "0002")
+    assert (result.before, result.after) == ("0002", "0003")
     assert result.backup is not None
     assert backups(path) == [result.backup]
     match = BACKUP_NAME.match(result.backup.name)
     assert match is not None
-    assert match["revision"] == "0001"
+    assert match["revision"] == "0002"
     assert (result.backup.stat().st_mode & 0o777) == 0o640
     copy = f"sqlite:///{result.backup}"
-    assert version(copy) == "0001"
+    assert version(copy) == "0002"
     assert row_counts(copy) == {"campaigns": 1, "accounts": 1, "publications": 1}
 
-    assert version(sqlite_url) == "0002"
+    assert version(sqlite_url) == "0003"
     assert row_counts(sqlite_url) == {"campaigns": 1, "accounts": 1, "publications": 1}
     assert execute(sqlite_url, "PRAGMA foreign_key_check") == []
     assert execute(sqlite_url, "SELECT notes FROM campaigns") == [(None,)]
     assert execute(sqlite_url, "PRAGMA foreign_keys") == [(1,)]  # on again for the store
+
+
+def test_a_database_at_0001_with_rows_is_upgraded_to_0002(
+    db_url: str, engine_for: Callable[[str], Engine]
+) -> None:
+    """The shipped 0002 on a database 0001 made, holding rows: the workers table is added,
+    every row is kept, and the schema then matches the models."""
+    command.upgrade(migrate.alembic_config(db_url), "0001")
+    seed(db_url)
+    assert "workers" not in tables(db_url)
+    with pytest.raises(SchemaMismatch, match="is at revision 0001, this postscheduler needs 0002"):
+        migrate.ensure_current(engine_for(db_url))
+
+    result = migrate.upgrade(db_url)
+
+    assert (result.before, result.after) == ("0001", "0002")
+    assert (result.backup is not None) == (database.sqlite_path(db_url) is not None)
+    assert version(db_url) == "0002"
+    assert row_counts(db_url) == {"campaigns": 1, "accounts": 1, "publications": 1}
+    assert execute(db_url, "SELECT count(*) FROM workers") == [(0,)]
+    check = migrate.check(db_url)
+    assert (check.differences, check.ok) == ((), True)
+    migrate.ensure_current(engine_for(db_url))
 
 
 def test_no_backup_when_asked_not_to(sqlite_url: str, add_revision: Callable[[str], None]) -> None:
@@ -473,7 +500,7 @@ def test_no_backup_when_asked_not_to(sqlite_url: str, add_revision: Callable[[st
 
     result = migrate.upgrade(sqlite_url, backup=False)
 
-    assert (result.before, result.after, result.backup) == ("0001", "0002", None)
+    assert (result.before, result.after, result.backup) == ("0002", "0003", None)
     assert backups(file_of(sqlite_url)) == []
 
 
@@ -565,12 +592,12 @@ def test_a_database_behind_the_code_is_refused_until_upgraded(
     with pytest.raises(SchemaMismatch) as refused:
         migrate.ensure_current(engine_for(db_url))
     assert one_line(refused).endswith(
-        "is at revision 0001, this postscheduler needs 0002: run `postscheduler db upgrade`"
+        "is at revision 0002, this postscheduler needs 0003: run `postscheduler db upgrade`"
     )
     check = migrate.check(db_url)
-    assert (check.revision, check.head, check.known, check.ok) == ("0001", "0002", True, False)
+    assert (check.revision, check.head, check.known, check.ok) == ("0002", "0003", True, False)
 
-    assert migrate.upgrade(db_url).after == "0002"
+    assert migrate.upgrade(db_url).after == "0003"
     migrate.ensure_current(engine_for(db_url))
 
 
@@ -612,7 +639,8 @@ def test_postscheduler_tables_without_a_revision_are_refused(
 def test_a_failing_migration_leaves_no_table_behind(
     db_url: str, add_revision: Callable[[str], None]
 ) -> None:
-    """0001 then a failing 0002 run in ONE transaction: even 0001's tables are rolled back."""
+    """0001, 0002 then a failing 0003 run in ONE transaction: even 0001's and 0002's tables
+    are rolled back."""
     add_revision(FAILING)
 
     with pytest.raises(StoreError) as failed:
@@ -636,7 +664,7 @@ def test_a_failing_migration_leaves_the_database_at_its_revision(
     with pytest.raises(StoreError, match="nothing was changed"):
         migrate.upgrade(db_url)
 
-    assert version(db_url) == "0001"
+    assert version(db_url) == "0002"
     assert "scratch" not in tables(db_url)
     assert row_counts(db_url) == {"campaigns": 1, "accounts": 1, "publications": 1}
 
@@ -655,7 +683,7 @@ def test_a_migration_that_breaks_references_is_rolled_back(
         "the upgrade would leave 1 rows referring to missing rows (first: accounts row 1, "
         "referring to campaigns); nothing was changed"
     )
-    assert version(sqlite_url) == "0001"
+    assert version(sqlite_url) == "0002"
     assert execute(sqlite_url, "SELECT count(*) FROM accounts") == [(0,)]
 
 
@@ -812,13 +840,13 @@ def test_db_upgrade_current_and_check_print_one_line_each(
         "current: none (no schema yet: run `postscheduler db upgrade`)\n"
     )
     assert run_db("upgrade", "--db", sqlite_url) == 0
-    assert capsys.readouterr().out == f"upgraded {shown} (none → 0001)\n"
+    assert capsys.readouterr().out == f"upgraded {shown} (none → 0002)\n"
     assert run_db("upgrade", "--db", sqlite_url) == 0
-    assert capsys.readouterr().out == f"{shown} is already at 0001 (head): nothing to do\n"
+    assert capsys.readouterr().out == f"{shown} is already at 0002 (head): nothing to do\n"
     assert run_db("current", "--db", sqlite_url) == 0
-    assert capsys.readouterr().out == "current: 0001 (head)\n"
+    assert capsys.readouterr().out == "current: 0002 (head)\n"
     assert run_db("check", "--db", sqlite_url) == 0
-    assert capsys.readouterr().out == "check: ok, schema matches 0001\n"
+    assert capsys.readouterr().out == "check: ok, schema matches 0002\n"
 
 
 def test_db_commands_default_to_the_resolved_url(
@@ -838,7 +866,7 @@ def test_db_upgrade_names_the_backup(sqlite_url: str, capsys: pytest.CaptureFixt
     assert run_db("upgrade", "--db", sqlite_url) == 0
 
     (backup,) = backups(file_of(sqlite_url))
-    assert capsys.readouterr().out == f"upgraded {sqlite_url} (none → 0001); backup: {backup}\n"
+    assert capsys.readouterr().out == f"upgraded {sqlite_url} (none → 0002); backup: {backup}\n"
 
 
 def test_db_upgrade_no_backup(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -847,7 +875,7 @@ def test_db_upgrade_no_backup(sqlite_url: str, capsys: pytest.CaptureFixture[str
     assert run_db("upgrade", "--no-backup", "--db", sqlite_url) == 0
 
     assert backups(file_of(sqlite_url)) == []
-    assert capsys.readouterr().out == f"upgraded {sqlite_url} (none → 0001)\n"
+    assert capsys.readouterr().out == f"upgraded {sqlite_url} (none → 0002)\n"
 
 
 def test_db_check_lists_differences_and_exits_1(
@@ -859,7 +887,7 @@ def test_db_check_lists_differences_and_exits_1(
     assert run_db("check", "--db", sqlite_url) == 1
 
     assert capsys.readouterr().out == (
-        "check: the database is at 0001 but differs from the models (1 difference):\n"
+        "check: the database is at 0002 but differs from the models (1 difference):\n"
         "  - index ix_transitions_publication_id on transitions(publication_id): "
         "missing from the database\n"
     )
@@ -873,23 +901,23 @@ def test_db_check_and_current_of_a_database_behind_or_newer(
 
     assert run_db("check", "--db", sqlite_url) == 1
     assert capsys.readouterr().out == (
-        "check: the database is at 0001, this postscheduler needs 0002: "
+        "check: the database is at 0002, this postscheduler needs 0003: "
         "run `postscheduler db upgrade`\n"
     )
     assert run_db("current", "--db", sqlite_url) == 0
     assert capsys.readouterr().out == (
-        "current: 0001 (behind head 0002: run `postscheduler db upgrade`)\n"
+        "current: 0002 (behind head 0003: run `postscheduler db upgrade`)\n"
     )
 
     execute(sqlite_url, "UPDATE alembic_version SET version_num = '9999'")
     assert run_db("check", "--db", sqlite_url) == 1
     assert capsys.readouterr().out == (
         "check: the database is at 9999, which this postscheduler does not know "
-        "(its head is 0002): a newer postscheduler upgraded it\n"
+        "(its head is 0003): a newer postscheduler upgraded it\n"
     )
     assert run_db("current", "--db", sqlite_url) == 0
     assert capsys.readouterr().out == (
-        "current: 9999 (unknown to this postscheduler, whose head is 0002: "
+        "current: 9999 (unknown to this postscheduler, whose head is 0003: "
         "a newer postscheduler upgraded it)\n"
     )
 

@@ -27,7 +27,7 @@ from postscheduler.check import check_file
 from postscheduler.cli_queue import CommandError, Session, add_queue_commands, handle
 from postscheduler.domain.states import State
 from postscheduler.errors import TransitionRefused, UnknownPublication
-from postscheduler.ports import FileVersion
+from postscheduler.ports import FileVersion, WorkerInfo
 from postscheduler.store.common import campaign_records
 from postscheduler.store.database import create
 from postscheduler.store.schema import METADATA, PUBLICATIONS
@@ -130,6 +130,43 @@ def test_status_json_counts_every_state(store: SqlStore) -> None:
     assert alba["counts"] == {s.value: (10 if s is State.SCHEDULED else 0) for s in State}
     assert alba["next_due_in_seconds"] == 2 * 3600
     assert alba["paused"] is False
+
+
+def test_status_lists_the_workers_with_their_age_and_a_stale_one_as_stale(
+    store: SqlStore,
+) -> None:
+    beat = timedelta(seconds=30)
+    alive = WorkerInfo(
+        "web:12", "web", 12, "0.1.0", NOW - timedelta(hours=1), beat, (), (CAMPAIGN,)
+    )
+    dead = WorkerInfo("web:13", "web", 13, "0.1.0", NOW - timedelta(hours=1), beat, (), (CAMPAIGN,))
+    store.heartbeat(alive, now=NOW - timedelta(seconds=20))
+    store.heartbeat(dead, now=NOW - timedelta(minutes=4))
+
+    lines = run(store, "status").out.splitlines()
+    assert lines[lines.index("workers") + 1].startswith("owner")
+    assert next(line for line in lines if line.startswith("web:12")).split()[1:4] == [
+        "running",
+        "20s",
+        "ago",
+    ]
+    assert next(line for line in lines if line.startswith("web:13")).split()[1:4] == [
+        "stale",
+        "4m",
+        "ago",
+    ]
+    document = run(store, "status", "--json").json()
+    assert [(w["owner"], w["stale"], w["seen_seconds_ago"]) for w in document["workers"]] == [
+        ("web:12", False, 20),
+        ("web:13", True, 240),
+    ]
+
+
+def test_status_says_when_no_worker_has_run(store: SqlStore) -> None:
+    assert run(store, "status").out.splitlines()[-1] == (
+        "workers: none has written a heartbeat (no `postscheduler run` yet)"
+    )
+    assert run(store, "status", "--json").json()["workers"] == []
 
 
 def test_status_of_an_unknown_campaign_is_an_error(store: SqlStore) -> None:

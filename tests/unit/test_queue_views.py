@@ -16,9 +16,18 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from postscheduler.domain.states import State
-from postscheduler.ports import CampaignRecord, PublicationRecord, StatusRow, TransitionRecord
+from postscheduler.ports import (
+    CampaignRecord,
+    PublicationRecord,
+    StatusRow,
+    TransitionRecord,
+    WorkerInfo,
+    WorkerRecord,
+    WorkerState,
+)
 from postscheduler.queue_views import (
     CSV_COLUMNS,
+    age,
     export_csv,
     export_ics,
     export_json,
@@ -33,6 +42,9 @@ from postscheduler.queue_views import (
     span,
     status_json,
     status_table,
+    worker_state,
+    workers_json,
+    workers_table,
 )
 
 NOW = datetime(2017, 10, 5, 10, 0, tzinfo=UTC)
@@ -219,6 +231,124 @@ def test_status_json_counts_every_state_even_zero() -> None:
     assert peuples["paused"] is True
     assert vide["next_due"] is None
     assert vide["total"] == 0
+    json.dumps(document)
+
+
+# -- workers --------------------------------------------------------------------------------
+
+
+def worker(owner: str, state: WorkerState, seen_ago: timedelta, **info: Any) -> WorkerRecord:
+    host, _, pid = owner.rpartition(":")
+    base = WorkerInfo(
+        owner=owner,
+        hostname=host,
+        pid=int(pid),
+        version="0.1.0",
+        started_at=NOW - timedelta(hours=5),
+        beat_every=timedelta(seconds=30),
+        files=("/srv/campaign.toml",),
+        campaigns=("demo",),
+    )
+    return WorkerRecord(replace(base, **info), state, NOW - seen_ago)
+
+
+def workers() -> list[WorkerRecord]:
+    return [
+        worker("alba:1", WorkerState.RUNNING, timedelta(seconds=12)),
+        # 3 beats exactly is not late yet; a second more is.
+        worker("bord:2", WorkerState.RUNNING, timedelta(seconds=90)),
+        worker("mort:3", WorkerState.RUNNING, timedelta(seconds=91), campaigns=()),
+        worker("part:4", WorkerState.STOPPING, timedelta(minutes=10)),
+        worker("fini:5", WorkerState.STOPPED, timedelta(days=2)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        (timedelta(0), "0s"),
+        (timedelta(seconds=59), "59s"),
+        (timedelta(seconds=60), "1m"),
+        (timedelta(seconds=125), "2m 5s"),
+        (timedelta(seconds=3599), "59m 59s"),
+        (timedelta(hours=2, minutes=3, seconds=4), "2h 3m"),
+        (timedelta(days=2), "2d"),
+        (-timedelta(seconds=12), "12s"),
+    ],
+)
+def test_an_age_is_told_to_the_second_while_short(delta: timedelta, expected: str) -> None:
+    assert age(delta) == expected
+
+
+def test_a_worker_is_stale_after_three_missed_beats_unless_stopped() -> None:
+    states = [worker_state(w, NOW) for w in workers()]
+    assert states == ["running", "running", "stale", "stale", "stopped"]
+    slow = worker(
+        "lent:6", WorkerState.RUNNING, timedelta(minutes=10), beat_every=timedelta(minutes=5)
+    )
+    assert worker_state(slow, NOW) == "running"
+
+
+def test_the_workers_table_shows_state_age_start_version_and_campaigns() -> None:
+    lines = workers_table(workers(), NOW).splitlines()
+    assert lines[0] == "workers"
+    assert lines[1].split() == ["owner", "state", "last", "seen", "started", "version", "campaigns"]
+    alba = next(line for line in lines if line.startswith("alba:1"))
+    assert alba.split() == [
+        "alba:1",
+        "running",
+        "12s",
+        "ago",
+        "2017-10-05T05:00:00Z",
+        "0.1.0",
+        "demo",
+    ]
+    mort = next(line for line in lines if line.startswith("mort:3"))
+    assert mort.split()[1:4] == ["stale", "1m", "31s"]
+    assert mort.endswith("-")
+    assert next(line for line in lines if line.startswith("part:4")).split()[1] == "stale"
+    assert next(line for line in lines if line.startswith("fini:5")).split()[1:4] == [
+        "stopped",
+        "2d",
+        "ago",
+    ]
+    assert lines[-1].startswith("stale: not seen for more than 3 heartbeats")
+
+
+def test_the_workers_table_says_when_there_is_none_and_adds_no_note_when_none_is_stale() -> None:
+    assert workers_table([], NOW) == (
+        "workers: none has written a heartbeat (no `postscheduler run` yet)"
+    )
+    assert "stale" not in workers_table(workers()[:2], NOW)
+
+
+def test_the_workers_table_shows_an_owner_s_control_characters_escaped() -> None:
+    text = workers_table([worker("a\x1b[2J:7", WorkerState.RUNNING, timedelta(0))], NOW)
+    assert "\x1b" not in text
+    assert "a\\x1b[2J:7" in text
+
+
+def test_workers_json_has_every_field_the_age_and_staleness() -> None:
+    document = status_json(rows(), [CAMPAIGN], NOW, workers())
+    assert document["workers"] == workers_json(workers(), NOW)
+    alba, _bord, mort, _part, fini = document["workers"]
+    assert alba == {
+        "owner": "alba:1",
+        "hostname": "alba",
+        "pid": 1,
+        "version": "0.1.0",
+        "state": "running",
+        "stale": False,
+        "started_at": "2017-10-05T05:00:00Z",
+        "last_seen_at": "2017-10-05T09:59:48Z",
+        "seen_seconds_ago": 12,
+        "beat_every_seconds": 30,
+        "files": ["/srv/campaign.toml"],
+        "campaigns": ["demo"],
+    }
+    assert (mort["state"], mort["stale"], mort["campaigns"]) == ("running", True, [])
+    assert (fini["state"], fini["stale"]) == ("stopped", False)
+    assert status_json(rows(), [CAMPAIGN], NOW)["workers"] == []
     json.dumps(document)
 
 

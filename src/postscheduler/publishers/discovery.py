@@ -45,8 +45,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
 from postscheduler import __version__
 from postscheduler.domain.compose import CountingRules
 from postscheduler.domain.software import FACTS, Software, facts_for
@@ -55,6 +53,10 @@ from postscheduler.errors import DiscoveryError
 from postscheduler.ports import ServerProfile
 
 if TYPE_CHECKING:
+    # httpx is imported where a request is made: the daemon's profile refresh uses this
+    # module's pure helpers every few minutes and asks a server about once a day.
+    import httpx
+
     from postscheduler.campaign_file import LoadedCampaign
     from postscheduler.domain.campaign import Account
     from postscheduler.ports import Store
@@ -155,6 +157,8 @@ def discovery_client(*, connect: float = 5.0, read: float = 15.0) -> httpx.Clien
     """An httpx client for discovery: our User-Agent, separate connect and read timeouts.
     (:func:`discover` follows redirects itself, checking each before it is followed.)
     Close it when done."""
+    import httpx  # noqa: PLC0415 (see the imports)
+
     return httpx.Client(
         headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         timeout=httpx.Timeout(read, connect=connect),
@@ -170,6 +174,8 @@ class _Answer:
 def _get(client: httpx.Client, instance: str, url: str) -> _Answer:
     """GET ``url``, following at most :data:`_MAX_REDIRECTS` redirects, each checked before
     it is followed; a failure to get any answer at all is a DiscoveryError."""
+    import httpx  # noqa: PLC0415 (see the imports)
+
     for _hop in range(_MAX_REDIRECTS + 1):
         _check_url(instance, url)
         try:

@@ -6,6 +6,7 @@ against both); a lock makes each method one atomic step, as a transaction would.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from postscheduler.ports import (
     ServerProfile,
     StatusRow,
     TransitionRecord,
+    WorkerInfo,
+    WorkerRecord,
+    WorkerState,
 )
 from postscheduler.store.common import (
     CHANGED,
@@ -52,6 +56,7 @@ class MemoryStore:
         self._history: dict[str, list[TransitionRecord]] = defaultdict(list)
         self._versions: list[FileVersion] = []
         self._profiles: dict[str, ServerProfile] = {}
+        self._workers: dict[str, WorkerRecord] = {}
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -326,6 +331,44 @@ class MemoryStore:
         with self._lock:
             return self._profiles.get(instance)
 
+    # -- workers (the daemons' heartbeat rows) --------------------------------------------
+
+    def heartbeat(
+        self, worker: WorkerInfo, *, now: datetime, state: WorkerState = WorkerState.RUNNING
+    ) -> None:
+        """See :class:`postscheduler.ports.Store`."""
+        worker = replace(
+            worker,
+            started_at=_aware(worker.started_at),
+            beat_every=timedelta(seconds=math.ceil(worker.beat_every.total_seconds())),
+        )
+        with self._lock:
+            self._workers[worker.owner] = WorkerRecord(worker, WorkerState(state), _aware(now))
+
+    def stopped(self, owner: str, *, now: datetime) -> bool:
+        """See :class:`postscheduler.ports.Store`."""
+        now = _aware(now)
+        with self._lock:
+            found = self._workers.get(owner)
+            if found is None:
+                return False
+            self._workers[owner] = replace(found, state=WorkerState.STOPPED, last_seen_at=now)
+            return True
+
+    def workers(self) -> list[WorkerRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            return [self._workers[owner] for owner in sorted(self._workers)]
+
+    def forget_workers(self, *, seen_before: datetime) -> int:
+        """See :class:`postscheduler.ports.Store`."""
+        seen_before = _aware(seen_before)
+        with self._lock:
+            gone = [o for o, w in self._workers.items() if w.last_seen_at < seen_before]
+            for owner in gone:
+                del self._workers[owner]
+            return len(gone)
+
     # -- the work queue -------------------------------------------------------------------
 
     def claim_due(
@@ -550,3 +593,10 @@ class MemoryStore:
 def updated_campaign(new: CampaignRecord, old: CampaignRecord) -> CampaignRecord:
     """The file's new description of a campaign, keeping what only the store knows."""
     return replace(new, paused=old.paused)
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive one is refused, as the SQL store refuses it."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r} given to the store: times must be UTC-aware")
+    return moment.astimezone(UTC)

@@ -1,8 +1,9 @@
 """Schema migrations: bring a database to this code's schema, or say exactly why not.
 
 The migrations are Alembic scripts in the repository's top-level ``migrations/`` folder
-(revision ``0001`` creates the schema of :mod:`postscheduler.store.schema`). There is no
-``alembic.ini``: :func:`alembic_config` builds Alembic's configuration in code.
+(revision ``0001`` creates the schema of :mod:`postscheduler.store.schema`, ``0002`` adds
+the workers' heartbeat rows). There is no ``alembic.ini``: :func:`alembic_config` builds
+Alembic's configuration in code.
 
 **Limitation:** the folder is found beside the source tree, at
 ``Path(postscheduler.__file__).resolve().parents[2] / "migrations"``, so postscheduler must run
@@ -53,7 +54,7 @@ from postscheduler.store import database
 from postscheduler.store.schema import METADATA
 
 #: The revision this code's models correspond to (a test checks that the scripts agree).
-HEAD = "0001"
+HEAD = "0002"
 #: Where the Alembic scripts are: the top of the source checkout (see the module docstring).
 MIGRATIONS_DIR = Path(postscheduler.__file__).resolve().parents[2] / "migrations"
 #: The command that brings a database to the head revision, as messages name it.

@@ -189,3 +189,26 @@ SERVER_PROFILES = Table(
     Column("limits", JSON, nullable=False, default=dict),
     Column("fetched_at", UTCDateTime, nullable=False),
 )
+
+
+# -- workers: one heartbeat row per daemon (revision 0002) -------------------------------
+
+#: One row per daemon (``run`` process), keyed by its owner name (``host:pid`` by default):
+#: what it runs, since when, and when it last said it was alive (see docs/operations.md).
+WORKERS = Table(
+    "workers",
+    METADATA,
+    Column("owner", String(200), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    #: running, stopping or stopped (:class:`postscheduler.ports.WorkerState`).
+    Column("state", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    #: How often the worker writes its row: a row older than a few beats is late.
+    Column("beat_every_s", Integer, nullable=False),
+    #: The campaign files it runs, and their campaigns' ids (JSON lists of strings).
+    Column("files", JSON, nullable=False),
+    Column("campaigns", JSON, nullable=False),
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,9 @@ from postscheduler.ports import (
     ServerProfile,
     StatusRow,
     TransitionRecord,
+    WorkerInfo,
+    WorkerRecord,
+    WorkerState,
 )
 from postscheduler.store.common import (
     ADDED,
@@ -71,6 +75,7 @@ from postscheduler.store.schema import (
     PUBLICATIONS,
     SERVER_PROFILES,
     TRANSITIONS,
+    WORKERS,
     UTCDateTime,
 )
 
@@ -715,6 +720,54 @@ class SqlStore:
             return None
         return _profile_record(row.instance, row.software, row.version, row.limits, row.fetched_at)
 
+    # -- workers (the daemons' heartbeat rows) --------------------------------------------
+
+    def heartbeat(
+        self, worker: WorkerInfo, *, now: datetime, state: WorkerState = WorkerState.RUNNING
+    ) -> None:
+        """See :class:`postscheduler.ports.Store` (one upsert, one short transaction)."""
+        W = WORKERS
+        values = {
+            "hostname": worker.hostname,
+            "pid": worker.pid,
+            "version": worker.version,
+            "state": WorkerState(state).value,
+            "started_at": worker.started_at,
+            "last_seen_at": now,
+            "beat_every_s": math.ceil(worker.beat_every.total_seconds()),
+            "files": list(worker.files),
+            "campaigns": list(worker.campaigns),
+        }
+        with self._begin() as db:
+            dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(W).values(owner=worker.owner, **values)
+            db.execute(statement.on_conflict_do_update(index_elements=[W.c.owner], set_=values))
+
+    def stopped(self, owner: str, *, now: datetime) -> bool:
+        """See :class:`postscheduler.ports.Store`."""
+        W = WORKERS
+        with self._begin() as db:
+            done = db.execute(
+                update(W)
+                .where(W.c.owner == owner)
+                .values(state=WorkerState.STOPPED.value, last_seen_at=now)
+            ).rowcount
+        return bool(done)
+
+    def workers(self) -> list[WorkerRecord]:
+        """See :class:`postscheduler.ports.Store`."""
+        W = WORKERS
+        with self._begin() as db:
+            rows = db.execute(select(W).order_by(W.c.owner)).all()
+        return [_worker_record(row) for row in rows]
+
+    def forget_workers(self, *, seen_before: datetime) -> int:
+        """See :class:`postscheduler.ports.Store`."""
+        W = WORKERS
+        with self._begin() as db:
+            gone = db.execute(W.delete().where(W.c.last_seen_at < seen_before)).rowcount
+        return int(gone)
+
     # -- the work queue -------------------------------------------------------------------
 
     def claim_due(
@@ -1227,6 +1280,20 @@ def _profile_record(
         image_size_limit=limits.get("image_size_limit"),
         video_size_limit=limits.get("video_size_limit"),
     )
+
+
+def _worker_record(row: Any) -> WorkerRecord:
+    info = WorkerInfo(
+        owner=row.owner,
+        hostname=row.hostname,
+        pid=row.pid,
+        version=row.version,
+        started_at=row.started_at,
+        beat_every=timedelta(seconds=row.beat_every_s),
+        files=tuple(row.files),
+        campaigns=tuple(row.campaigns),
+    )
+    return WorkerRecord(info, WorkerState(row.state), row.last_seen_at)
 
 
 def _utc(moment: Any) -> datetime | None:
