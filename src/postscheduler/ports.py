@@ -349,8 +349,11 @@ class Store(Protocol):
         ...
 
     def reap(self, *, now: datetime) -> list[str]:
-        """Claims whose lease expired (their worker died or hung) become ``uncertain``: they
-        may have been sent. Returns their keys."""
+        """Claims whose lease has run out (``lease_expires_at <= now``: their worker died or
+        hung) become ``uncertain``: they may have been sent. Returns their keys.
+
+        A lease ends at its ``lease_expires_at`` instant, which :meth:`next_due` names: a
+        tick at exactly that instant reaps it (never a wake-up that finds nothing to do)."""
         ...
 
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
@@ -358,5 +361,6 @@ class Store(Protocol):
         ...
 
     def next_due(self) -> datetime | None:
-        """The earliest instant something could be claimed or reaped (None: nothing waits)."""
+        """The earliest instant something could be claimed or reaped (None: nothing waits):
+        a due time, or a lease's end — at which :meth:`reap` takes it."""
         ...

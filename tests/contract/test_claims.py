@@ -140,8 +140,8 @@ def test_only_the_lease_holder_records_and_an_expired_lease_becomes_uncertain(st
     claim(store, AT9)
     with pytest.raises(LeaseLost):
         store.record("demo/a/alba/1", owner="w2", to=State.PUBLISHED, now=AT9, cause="ok")
-    assert store.reap(now=AT9 + LEASE) == []
-    reaped = store.reap(now=AT9 + LEASE + timedelta(seconds=1))
+    assert store.reap(now=AT9 + LEASE - timedelta(microseconds=1)) == []
+    reaped = store.reap(now=AT9 + LEASE)
     assert sorted(reaped) == ["demo/a/alba/1", "demo/c/peuples/1"]
     assert store.get("demo/a/alba/1").state is State.UNCERTAIN
     with pytest.raises(LeaseLost):
@@ -174,6 +174,20 @@ def test_next_due_is_the_earliest_waiting_time_or_lease_end(store: Store) -> Non
     claim(store, AT9)
     # alba's next is 10:00 local (14:00 UTC); the claims' leases end sooner.
     assert store.next_due() == AT9 + LEASE
+
+
+def test_a_lease_is_reaped_at_the_instant_next_due_names(store: Store) -> None:
+    # The daemon wakes at next_due: at a lease's end, the reaper must take it then, not an
+    # instant later (else a stepped clock wakes, reaps nothing and loops once more).
+    sync(store, posts())
+    claim(store, AT9)
+    due = store.next_due()
+    assert due == AT9 + LEASE
+    assert sorted(store.reap(now=due)) == ["demo/a/alba/1", "demo/c/peuples/1"]
+    assert store.get("demo/a/alba/1").state is State.UNCERTAIN
+    # What was reaped is due again at once; the uncertain claims are taken to reconcile.
+    assert store.next_due() == AT9
+    assert claim(store, due) == ["demo/a/alba/1", "demo/c/peuples/1"]
 
 
 def test_uploaded_media_ids_are_kept_on_the_claim(store: Store) -> None:

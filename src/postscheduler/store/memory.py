@@ -476,7 +476,7 @@ class MemoryStore:
                 for r in self._publications.values()
                 if r.state is State.CLAIMED
                 and r.lease_expires_at is not None
-                and r.lease_expires_at < now
+                and r.lease_expires_at <= now
             ]
             for record in expired:
                 self._publications[record.key] = updated(

@@ -789,7 +789,7 @@ class SqlStore:
         with self._begin() as db:
             rows = db.execute(
                 select(P.c.id, P.c.key, P.c.attempt, P.c.lease_owner)
-                .where(P.c.state == State.CLAIMED.value, P.c.lease_expires_at < now)
+                .where(P.c.state == State.CLAIMED.value, P.c.lease_expires_at <= now)
                 .with_for_update(skip_locked=True)
             ).all()
             for ident, _key, attempt, previous_owner in rows:
