@@ -30,6 +30,7 @@ from postscheduler.store.common import (
     CHANGED,
     REVIVED,
     SYNC_ACTOR,
+    behind_ended,
     content_fields,
     follower_cause,
     holds_lease,
@@ -71,7 +72,7 @@ class MemoryStore:
                 for key, r in self._publications.items()
                 if r.campaign == campaign.id
             }
-            plan = diff(planned, stored)
+            plan = behind_ended(diff(planned, stored), {k: s.state for k, s in stored.items()})
             if dry_run:
                 return plan
             now = version.at
@@ -122,6 +123,19 @@ class MemoryStore:
                     State.SCHEDULED,
                     now,
                     REVIVED,
+                    attempt=current.attempt,
+                )
+            for ending in plan.ended:
+                current = self._publications[ending.key]
+                self._publications[ending.key] = updated(
+                    current, state=ending.state, cause=ending.cause, updated_at=now
+                )
+                self._log(
+                    ending.key,
+                    current.state,
+                    ending.state,
+                    now,
+                    ending.cause,
                     attempt=current.attempt,
                 )
             for gone in plan.cancelled:
