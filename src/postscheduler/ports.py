@@ -9,7 +9,7 @@ Records crossing the boundary are frozen dataclasses; every time is UTC-aware.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -202,9 +202,18 @@ class Publisher(Protocol):
         """Post ``publication`` (text, content warning, visibility, language, sensitivity)."""
         ...
 
-    def find_status(self, publication: PublicationRecord, *, since: datetime) -> Published | None:
-        """Reconcile: the account's status posted since ``since`` whose text is the
-        publication's, if the server has one (compared as text, not HTML)."""
+    def find_status(
+        self,
+        publication: PublicationRecord,
+        *,
+        since: datetime,
+        exclude: Collection[str] = frozenset(),
+    ) -> Published | None:
+        """Reconcile: the account's oldest status created since ``since`` (less a minute of
+        clock skew) whose text and content warning are the publication's (compared as
+        text, not HTML), leaving out the ids in ``exclude`` — statuses already recorded as
+        other publications (a series says the same words every time). None if the server
+        has none."""
         ...
 
 
@@ -354,6 +363,12 @@ class Store(Protocol):
 
         A lease ends at its ``lease_expires_at`` instant, which :meth:`next_due` names: a
         tick at exactly that instant reaps it (never a wake-up that finds nothing to do)."""
+        ...
+
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """The server's ids of the statuses recorded as published on ``instance`` (by any
+        account of any campaign there) at or after ``published_since``: reconciliation
+        never takes one of them for another publication."""
         ...
 
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:

@@ -271,6 +271,25 @@ def test_a_lease_is_reaped_at_the_instant_next_due_names(store: Store) -> None:
     assert claim(store, due) == ["demo/a/alba/1", "demo/c/peuples/1"]
 
 
+def test_remote_ids_are_those_published_on_an_instance_since_a_moment(store: Store) -> None:
+    sync(store, posts())
+    assert store.remote_ids("https://a.example", published_since=AT9) == set()
+    store.claim_due(owner="w1", now=AT9, lease=LEASE, limit=10)
+    for key, remote_id, at in (
+        ("demo/a/alba/1", "110", AT9),
+        ("demo/c/peuples/1", "9", AT9 + timedelta(minutes=1)),
+    ):
+        store.record(key, owner="w1", to=State.PUBLISHED, now=at, cause="ok", remote_id=remote_id)
+    later = AT9 + timedelta(hours=1)
+    (second,) = claim(store, later, limit=1)
+    assert second == "demo/b/alba/1"
+    store.record(second, owner="w1", to=State.PUBLISHED, now=later, cause="ok", remote_id="111")
+    assert store.remote_ids("https://a.example", published_since=AT9) == {"110", "111"}
+    assert store.remote_ids("https://a.example", published_since=AT9 + LEASE) == {"111"}
+    assert store.remote_ids("https://b.example", published_since=AT9) == {"9"}
+    assert store.remote_ids("https://c.example", published_since=AT9) == set()
+
+
 def test_uploaded_media_ids_are_kept_on_the_claim(store: Store) -> None:
     sync(store, posts())
     claim(store, AT9)

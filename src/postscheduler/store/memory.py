@@ -513,6 +513,20 @@ class MemoryStore:
                 )
             return [r.key for r in expired]
 
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            there = {k for k, a in self._accounts.items() if a.instance == instance}
+            return {
+                r.remote_id
+                for r in self._publications.values()
+                if r.state is State.PUBLISHED
+                and r.remote_id is not None
+                and r.published_at is not None
+                and r.published_at >= published_since
+                and (r.campaign, r.account) in there
+            }
+
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
         """See :class:`postscheduler.ports.Store`."""
         with self._lock:

@@ -860,6 +860,22 @@ class SqlStore:
                 )
             return [key for _ident, key, _attempt, _owner in rows]
 
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        A = ACCOUNTS
+        with self._begin() as db:
+            found = db.execute(
+                select(P.c.remote_id)
+                .join(A, (A.c.campaign_id == P.c.campaign_id) & (A.c.name == P.c.account))
+                .where(
+                    A.c.instance == instance,
+                    P.c.state == State.PUBLISHED.value,
+                    P.c.remote_id.is_not(None),
+                    P.c.published_at >= published_since,
+                )
+            ).scalars()
+            return set(found)
+
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
         """See :class:`postscheduler.ports.Store`."""
         A = ACCOUNTS
