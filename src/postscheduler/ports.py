@@ -224,7 +224,10 @@ class Store(Protocol):
 
     - ``sync`` applies :func:`postscheduler.domain.sync.diff` in one transaction, records
       the file version and a history line for every publication it inserts, changes,
-      revives or cancels; with ``dry_run`` it writes nothing and returns the same plan.
+      revives or cancels; a thread part it inserts or revives behind a part that ended
+      unpublished ends at once with it (``SyncPlan.ended``, with its own history line:
+      :func:`postscheduler.store.common.behind_ended`); with ``dry_run`` it writes nothing
+      and returns the same plan.
     - Every change of state is checked by
       :func:`postscheduler.domain.states.check_transition` and written with a history line
       (from, to, when, cause, attempt, actor) in the same transaction; an illegal one
