@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,8 +257,14 @@ class TimingPublisher:
             media_ids=media_ids,
         )
 
-    def find_status(self, publication: PublicationRecord, *, since: datetime) -> Published | None:
-        return self.inner.find_status(publication, since=since)
+    def find_status(
+        self,
+        publication: PublicationRecord,
+        *,
+        since: datetime,
+        exclude: Collection[str] = frozenset(),
+    ) -> Published | None:
+        return self.inner.find_status(publication, since=since, exclude=exclude)
 
 
 class Publishers:

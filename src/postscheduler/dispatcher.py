@@ -4,8 +4,9 @@ One :meth:`Dispatcher.tick` reads the clock once, reaps expired leases, claims d
 publications (one per account, threads in order — the store guarantees it), and processes
 them in a bounded pool, accounts in parallel. For each claim:
 
-1. claimed to **reconcile** (it was uncertain): look for it on the server first; found →
-   published; not found → sent below, with the same Idempotency-Key;
+1. claimed to **reconcile** (it was uncertain): look for it on the server first — a status
+   with its words created since its first claim, and not already recorded as another
+   publication; found → published; not found → sent below, with the same Idempotency-Key;
 2. **misfire** policy and window: too late → expired, with the reason;
 3. **pacing**: too soon after the account's last status → back to the queue for later;
 4. **media** uploaded (ids kept on the publication, so a retry does not upload again);
@@ -31,7 +32,7 @@ import secrets
 import socket
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,7 @@ from postscheduler.ports import (
     PublicationRecord,
     Publisher,
     Store,
+    TransitionRecord,
 )
 
 log = logging.getLogger("postscheduler.dispatcher")
@@ -69,6 +71,10 @@ LEASE_SHORT = "its lease ran short before it could be sent: back to the queue, u
 STOPPING = "the daemon stopped before it was sent: back to the queue, unsent"
 #: Media ids are reused by a retry while younger than this (servers drop unattached media).
 MEDIA_REUSE = timedelta(hours=1)
+#: Reconciliation leaves out the statuses recorded as other publications since this long
+#: before the search starts: our record times and the server's creation times may differ by
+#: the two clocks' skew (the search itself allows a minute of it).
+TAKEN_MARGIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -264,10 +270,15 @@ class Dispatcher:
     ) -> str | None:
         """Reconcile, misfire, pacing: the outcome when it is decided before any send."""
         if record.cause == RECONCILE:
-            found = publisher.find_status(record, since=record.scheduled_at - timedelta(minutes=1))
+            history = self.store.history(record.key)
+            # Nothing of it can be on the server from before its first claim; and a status
+            # recorded as another publication is not it (a series says the same words).
+            since = _first_claim(history) or record.scheduled_at
+            taken = self.store.remote_ids(account.instance, published_since=since - TAKEN_MARGIN)
+            found = publisher.find_status(record, since=since, exclude=taken)
             if found is not None:
                 return self._published(record, found.remote_id, found.url, "found on the server")
-            later = self._reaped_recently(record, now)
+            later = self._reaped_recently(history, now)
             if later is not None:
                 self.store.record(
                     record.key,
@@ -459,14 +470,16 @@ class Dispatcher:
         )
         return "put back"
 
-    def _reaped_recently(self, record: PublicationRecord, now: datetime) -> datetime | None:
+    def _reaped_recently(
+        self, history: Sequence[TransitionRecord], now: datetime
+    ) -> datetime | None:
         """When a reaped claim may be sent again, if that is still to come (else None): two
         leases after it was claimed, as its worker may be stalled with the request still to
         land (see :meth:`_lease_too_short`). The dead worker's lease is taken as how long it
-        held the claim, at most our own."""
+        held the claim, at most our own. ``history``: the publication's."""
         claimed: datetime | None = None
         reaped: tuple[datetime, datetime] | None = None
-        for line in self.store.history(record.key):
+        for line in history:
             if line.to_state is State.CLAIMED:
                 claimed = line.at
             elif line.to_state is State.UNCERTAIN:
@@ -538,6 +551,11 @@ class Dispatcher:
         if changed:
             self.store.keep_media(record.key, owner=self.settings.owner, media=kept)
         return ids
+
+
+def _first_claim(history: Sequence[TransitionRecord]) -> datetime | None:
+    """When a publication was first claimed: nothing of it was sent before (None: never)."""
+    return next((line.at for line in history if line.to_state is State.CLAIMED), None)
 
 
 def _moment(value: Any) -> datetime | None:

@@ -10,7 +10,7 @@ Records crossing the boundary are frozen dataclasses; every time is UTC-aware.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -260,9 +260,18 @@ class Publisher(Protocol):
         """Post ``publication`` (text, content warning, visibility, language, sensitivity)."""
         ...
 
-    def find_status(self, publication: PublicationRecord, *, since: datetime) -> Published | None:
-        """Reconcile: the account's status posted since ``since`` whose text is the
-        publication's, if the server has one (compared as text, not HTML)."""
+    def find_status(
+        self,
+        publication: PublicationRecord,
+        *,
+        since: datetime,
+        exclude: Collection[str] = frozenset(),
+    ) -> Published | None:
+        """Reconcile: the account's oldest status created since ``since`` (less a minute of
+        clock skew) whose text and content warning are the publication's (compared as
+        text, not HTML), leaving out the ids in ``exclude`` — statuses already recorded as
+        other publications (a series says the same words every time). None if the server
+        has none."""
         ...
 
 
@@ -273,7 +282,10 @@ class Store(Protocol):
 
     - ``sync`` applies :func:`postscheduler.domain.sync.diff` in one transaction, records
       the file version and a history line for every publication it inserts, changes,
-      revives or cancels; with ``dry_run`` it writes nothing and returns the same plan.
+      revives or cancels; a thread part it inserts or revives behind a part that ended
+      unpublished ends at once with it (``SyncPlan.ended``, with its own history line:
+      :func:`postscheduler.store.common.behind_ended`); with ``dry_run`` it writes nothing
+      and returns the same plan.
     - Every change of state is checked by
       :func:`postscheduler.domain.states.check_transition` and written with a history line
       (from, to, when, cause, attempt, actor) in the same transaction; an illegal one
@@ -430,8 +442,17 @@ class Store(Protocol):
         ...
 
     def reap(self, *, now: datetime) -> list[str]:
-        """Claims whose lease expired (their worker died or hung) become ``uncertain``: they
-        may have been sent. Returns their keys."""
+        """Claims whose lease has run out (``lease_expires_at <= now``: their worker died or
+        hung) become ``uncertain``: they may have been sent. Returns their keys.
+
+        A lease ends at its ``lease_expires_at`` instant, which :meth:`next_due` names: a
+        tick at exactly that instant reaps it (never a wake-up that finds nothing to do)."""
+        ...
+
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """The server's ids of the statuses recorded as published on ``instance`` (by any
+        account of any campaign there) at or after ``published_since``: reconciliation
+        never takes one of them for another publication."""
         ...
 
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
@@ -439,5 +460,6 @@ class Store(Protocol):
         ...
 
     def next_due(self) -> datetime | None:
-        """The earliest instant something could be claimed or reaped (None: nothing waits)."""
+        """The earliest instant something could be claimed or reaped (None: nothing waits):
+        a due time, or a lease's end — at which :meth:`reap` takes it."""
         ...

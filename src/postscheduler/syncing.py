@@ -63,6 +63,11 @@ class SyncOutcome:
         if self.plan.is_empty and not self.plan.refused:
             return f"{self.campaign}: unchanged ({counts['unchanged']} publications)"
         parts = ", ".join(f"{n} {name}" for name, n in counts.items() if n)
+        if self.plan.ended:
+            parts += (
+                f" ({len(self.plan.ended)} of them ended at once with the thread part they "
+                "reply to)"
+            )
         return (
             f"{self.campaign}: " + ("(dry run, nothing written) " if self.dry_run else "") + parts
         )
@@ -81,6 +86,9 @@ class SyncOutcome:
             lines.extend(f"{name:9s}  {key}" for key in keys[:most])
             if len(keys) > most:
                 lines.append(f"{name:9s}  … and {len(keys) - most} more (--json lists them all)")
+        lines.extend(f"{'ended':9s}  {e.key} ({e.cause})" for e in plan.ended[:most])
+        if len(plan.ended) > most:
+            lines.append(f"ended      … and {len(plan.ended) - most} more (--json lists them all)")
         return lines
 
     def as_json(self) -> dict[str, Any]:
@@ -98,6 +106,7 @@ class SyncOutcome:
             "changed": [p.key for p in plan.changed],
             "revived": [p.key for p in plan.revived],
             "cancelled": [s.key for s in plan.cancelled],
+            "ended": [{"key": e.key, "state": e.state.value, "cause": e.cause} for e in plan.ended],
             "refused": [{"key": r.key, "reason": r.reason} for r in plan.refused],
             "unchanged": len(plan.unchanged),
             "warnings": list(self.warnings),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from test_store import post, sync  # the contract folder's shared campaign builders
 
 from postscheduler.domain.states import State
@@ -14,6 +16,7 @@ from postscheduler.errors import LeaseLost
 from postscheduler.ports import RECONCILE, Store
 from postscheduler.store.database import create
 from postscheduler.store.memory import MemoryStore
+from postscheduler.store.migrate import upgrade
 from postscheduler.store.sql import SqlStore
 
 AT9 = datetime(2017, 10, 5, 13, 0, tzinfo=UTC)  # 09:00 in Caracas
@@ -114,6 +117,84 @@ def test_cancelling_a_part_by_hand_ends_its_later_parts(store: Store) -> None:
     assert claim(store, AT9) == []
 
 
+def end_first_part(store: Store, how: State) -> str:
+    """Part 1 of post "long" ends unpublished, ``how``: failed or expired by its worker,
+    cancelled by hand."""
+    first = "demo/long/alba/1"
+    if how is State.CANCELLED:
+        store.transition(first, how, now=AT9, cause="not this one", actor="cli")
+    else:
+        assert claim(store, AT9) == [first]
+        store.record(first, owner="w1", to=how, now=AT9, cause="the server said no")
+    return first
+
+
+@pytest.mark.parametrize("how", [State.FAILED, State.EXPIRED, State.CANCELLED])
+def test_parts_a_sync_adds_behind_an_ended_part_end_with_it(store: Store, how: State) -> None:
+    # A part is claimed only once the part it replies to is published: added behind one
+    # that ended, it would wait forever. It ends with it, as record() ends later parts.
+    sync(store, [post("long", "Court.", 9)])
+    first = end_first_part(store, how)
+    result = sync(store, [post("long", LONG, 9)], at=AT9)
+    later = sorted(p.key for p in result.added)
+    assert len(later) >= 2  # part 3 replies to part 2, which this sync adds and ends too
+    cause = f"the part it replies to is {how.value}"
+    assert [(e.key, e.state, e.cause) for e in result.ended] == [(k, how, cause) for k in later]
+    for key in later:
+        record = store.get(key)
+        assert (record.state, record.cause) == (how, cause)
+        assert [(h.from_state, h.to_state, h.cause, h.actor) for h in store.history(key)] == [
+            (None, State.SCHEDULED, "added from the campaign file", "sync"),
+            (State.SCHEDULED, how, cause, "sync"),
+        ]
+    assert store.next_due() is None
+    assert claim(store, AT9 + timedelta(hours=1)) == []
+    # A retry of the ended part by hand brings them back, as it does its ended later parts.
+    store.transition(first, State.SCHEDULED, now=AT9, cause="retry by hand", actor="cli")
+    assert {p.state for p in store.publications(post="long")} == {State.SCHEDULED}
+    # Syncing the same file again leaves them alone.
+    assert sync(store, [post("long", LONG, 9)], at=AT9).ended == ()
+
+
+def test_parts_a_sync_revives_behind_a_failed_part_end_with_it(store: Store) -> None:
+    other = post("c", "Troisième", 9, ("peuples",))
+    sync(store, [post("long", LONG, 9), other])
+    sync(store, [other])  # the post leaves the file: its parts are cancelled
+    first = "demo/long/alba/1"
+    store.transition(first, State.SCHEDULED, now=AT9, cause="retry by hand", actor="cli")
+    assert sorted(claim(store, AT9)) == ["demo/c/peuples/1", first]
+    store.record(first, owner="w1", to=State.FAILED, now=AT9, cause="422")
+    result = sync(store, [post("long", LONG, 9), other], at=AT9)  # back in the file
+    later = sorted(p.key for p in result.revived)
+    assert later
+    assert first not in later
+    assert [e.key for e in result.ended] == later
+    for key in later:
+        record = store.get(key)
+        assert (record.state, record.cause) == (State.FAILED, "the part it replies to is failed")
+        assert [(h.from_state, h.to_state) for h in store.history(key)][-2:] == [
+            (State.CANCELLED, State.SCHEDULED),
+            (State.SCHEDULED, State.FAILED),
+        ]
+    store.transition(first, State.SCHEDULED, now=AT9, cause="retry by hand", actor="cli")
+    assert {p.state for p in store.publications(post="long")} == {State.SCHEDULED}
+
+
+def test_a_dry_run_names_the_parts_it_would_end_and_writes_nothing(store: Store) -> None:
+    sync(store, [post("long", "Court.", 9)])
+    end_first_part(store, State.FAILED)
+    preview = sync(store, [post("long", LONG, 9)], at=AT9, dry_run=True)
+    assert preview.ended
+    assert [p.key for p in store.publications(post="long")] == ["demo/long/alba/1"]
+
+
+def test_parts_added_behind_a_waiting_part_wait_for_it(store: Store) -> None:
+    sync(store, [post("long", "Court.", 9)])
+    result = sync(store, [post("long", LONG, 9)], at=AT9)
+    assert result.ended == ()
+    assert {p.state for p in store.publications(post="long")} == {State.SCHEDULED}
+
+
 def test_paused_and_held_accounts_are_left_alone(store: Store) -> None:
     sync(store, posts())
     store.set_paused("demo", "alba", True, now=AT9)
@@ -140,8 +221,8 @@ def test_only_the_lease_holder_records_and_an_expired_lease_becomes_uncertain(st
     claim(store, AT9)
     with pytest.raises(LeaseLost):
         store.record("demo/a/alba/1", owner="w2", to=State.PUBLISHED, now=AT9, cause="ok")
-    assert store.reap(now=AT9 + LEASE) == []
-    reaped = store.reap(now=AT9 + LEASE + timedelta(seconds=1))
+    assert store.reap(now=AT9 + LEASE - timedelta(microseconds=1)) == []
+    reaped = store.reap(now=AT9 + LEASE)
     assert sorted(reaped) == ["demo/a/alba/1", "demo/c/peuples/1"]
     assert store.get("demo/a/alba/1").state is State.UNCERTAIN
     with pytest.raises(LeaseLost):
@@ -174,6 +255,39 @@ def test_next_due_is_the_earliest_waiting_time_or_lease_end(store: Store) -> Non
     claim(store, AT9)
     # alba's next is 10:00 local (14:00 UTC); the claims' leases end sooner.
     assert store.next_due() == AT9 + LEASE
+
+
+def test_a_lease_is_reaped_at_the_instant_next_due_names(store: Store) -> None:
+    # The daemon wakes at next_due: at a lease's end, the reaper must take it then, not an
+    # instant later (else a stepped clock wakes, reaps nothing and loops once more).
+    sync(store, posts())
+    claim(store, AT9)
+    due = store.next_due()
+    assert due == AT9 + LEASE
+    assert sorted(store.reap(now=due)) == ["demo/a/alba/1", "demo/c/peuples/1"]
+    assert store.get("demo/a/alba/1").state is State.UNCERTAIN
+    # What was reaped is due again at once; the uncertain claims are taken to reconcile.
+    assert store.next_due() == AT9
+    assert claim(store, due) == ["demo/a/alba/1", "demo/c/peuples/1"]
+
+
+def test_remote_ids_are_those_published_on_an_instance_since_a_moment(store: Store) -> None:
+    sync(store, posts())
+    assert store.remote_ids("https://a.example", published_since=AT9) == set()
+    store.claim_due(owner="w1", now=AT9, lease=LEASE, limit=10)
+    for key, remote_id, at in (
+        ("demo/a/alba/1", "110", AT9),
+        ("demo/c/peuples/1", "9", AT9 + timedelta(minutes=1)),
+    ):
+        store.record(key, owner="w1", to=State.PUBLISHED, now=at, cause="ok", remote_id=remote_id)
+    later = AT9 + timedelta(hours=1)
+    (second,) = claim(store, later, limit=1)
+    assert second == "demo/b/alba/1"
+    store.record(second, owner="w1", to=State.PUBLISHED, now=later, cause="ok", remote_id="111")
+    assert store.remote_ids("https://a.example", published_since=AT9) == {"110", "111"}
+    assert store.remote_ids("https://a.example", published_since=AT9 + LEASE) == {"111"}
+    assert store.remote_ids("https://b.example", published_since=AT9) == {"9"}
+    assert store.remote_ids("https://c.example", published_since=AT9) == set()
 
 
 def test_uploaded_media_ids_are_kept_on_the_claim(store: Store) -> None:
@@ -215,3 +329,40 @@ def test_concurrent_claimers_never_share_a_publication_or_an_account(store: Stor
     assert len(keys) == len(set(keys))
     accounts = [a for _, a in taken]
     assert sorted(accounts) == ["alba", "peuples"]  # one in flight per account, across workers
+
+
+def test_a_part_ended_while_a_sync_adds_behind_it_is_seen_on_postgresql(
+    postgres_schema_url: str,
+) -> None:
+    # Replicas: a worker records part 1 failed while a sync adds part 2 behind it. The
+    # worker's own transaction cannot see the new part; the sync must wait for the worker
+    # (it locks the part replied to) and then end what it adds.
+    upgrade(postgres_schema_url)
+    store, racer = SqlStore(create(postgres_schema_url)), create(postgres_schema_url)
+    try:
+        sync(store, [post("long", "Court.", 9)])
+        (first,) = claim(store, AT9)
+        with racer.connect() as worker:
+            transaction = worker.begin()
+            worker.execute(
+                text("SELECT id FROM publications WHERE key = :k FOR UPDATE"), {"k": first}
+            )
+            syncing = threading.Thread(target=sync, args=(store, [post("long", LONG, 9)]))
+            syncing.start()
+            deadline = time.monotonic() + 20
+            while not worker.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            ).scalar():
+                assert time.monotonic() < deadline, "the sync did not wait for the worker"
+                time.sleep(0.01)
+            worker.execute(
+                text("UPDATE publications SET state = 'failed' WHERE key = :k"), {"k": first}
+            )
+            transaction.commit()
+            syncing.join()
+        later = [p for p in store.publications(post="long") if p.key != first]
+        assert later
+        assert {p.state for p in later} == {State.FAILED}
+    finally:
+        store.engine.dispose()
+        racer.dispose()

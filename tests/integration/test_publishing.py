@@ -185,6 +185,67 @@ def test_reconciliation_does_not_find_what_was_never_stored(server: SandboxServe
     assert publisher.find_status(record, since=NOW - timedelta(minutes=5)) is None
 
 
+@pytest.mark.parametrize("software", PERSONALITIES)
+def test_reconciliation_pages_back_to_the_oldest_match_not_excluded(software: str) -> None:
+    # A series says the same words every time: the oldest status with them, created since
+    # the publication's first claim and not already recorded as another publication.
+    clock = FakeClock(NOW)
+    with SandboxServer(software, clock=clock.epoch) as server:
+        publisher = publisher_for(server, server.add_account("alba"))
+        words = publication("Les mêmes mots, chaque jour")
+
+        def post(record: PublicationRecord, key: str) -> str:
+            clock.advance(timedelta(seconds=30))
+            done = publisher.post_status(
+                record, idempotency_key=key, in_reply_to_id=None, media_ids=[]
+            )
+            return done.remote_id
+
+        before = post(words, "before")  # created before the first claim: never it
+        claimed = clock.now() + timedelta(minutes=5)
+        clock.advance(timedelta(minutes=10))
+        first = post(words, "first")
+        others = [post(publication(f"Autre texte {n}"), f"o{n}") for n in range(45)]
+        second = post(words, "second")
+        assert len({before, first, second, *others}) == 48
+        found = publisher.find_status(words, since=claimed)  # 2 pages back
+        assert found is not None
+        assert found.remote_id == first
+        assert found.created_at is not None
+        again = publisher.find_status(words, since=claimed, exclude={first})
+        assert again is not None
+        assert again.remote_id == second
+        assert publisher.find_status(words, since=claimed, exclude={first, second}) is None
+        assert publisher.find_status(words, since=clock.now() + timedelta(minutes=5)) is None
+
+
+def test_reconciliation_errors_are_mapped_as_a_read(server: SandboxServer) -> None:
+    token = server.add_account("alba")
+    publisher = publisher_for(server, token)
+    since = NOW - timedelta(minutes=5)
+    server.faults.add("GET /api/v1/accounts", "status", status=503)
+    with pytest.raises(RetryLater) as unavailable:
+        publisher.find_status(publication(), since=since)
+    assert unavailable.value.status == 503
+    server.faults.add("GET /api/v1/accounts", "reset_after")
+    with pytest.raises(RetryLater):  # a lookup never has an unknown outcome
+        publisher.find_status(publication(), since=since)
+    reset = "2017-10-05T13:00:00Z"
+    server.faults.add(
+        "GET /api/v1/accounts", "status", status=429, headers={"X-RateLimit-Reset": reset}
+    )
+    with pytest.raises(RetryLater) as limited:
+        publisher.find_status(publication(), since=since)
+    assert limited.value.retry_at == datetime(2017, 10, 5, 13, 0, tzinfo=UTC)
+    server.faults.add("GET /api/v1/accounts", "status", status=404)
+    with pytest.raises(PublishFailed):
+        publisher.find_status(publication(), since=since)
+    assert publisher.find_status(publication(), since=since) is None
+    server.revoke(token)
+    with pytest.raises(AccountUnusable):
+        publisher.find_status(publication(), since=since)
+
+
 def test_a_connection_refused_is_retried() -> None:
     with SandboxServer("mastodon") as running:
         url, token = running.url, running.add_account("alba")

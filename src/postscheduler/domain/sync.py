@@ -12,6 +12,10 @@ whole answer in one transaction:
   final (published, failed, expired, cancelled by hand) — reported, nothing touched;
 - **unchanged**: the rest.
 
+The store then fills in **ended**: the thread parts it adds or revives behind a part that
+ended unpublished (failed, expired, cancelled) end at once with that part, as the later
+parts of a part that ends do (see :func:`postscheduler.store.common.behind_ended`).
+
 Published history is never deleted or rewritten (invariant 5).
 """
 
@@ -52,8 +56,19 @@ class Refusal:
 
 
 @dataclass(frozen=True)
+class Ending:
+    """An added or revived thread part that ends at once, in ``state``, with the part it
+    replies to (which ended unpublished), for ``cause``."""
+
+    key: str
+    state: State
+    cause: str
+
+
+@dataclass(frozen=True)
 class SyncPlan:
-    """What one sync will do; see the module docstring."""
+    """What one sync will do; see the module docstring. ``ended`` names some of the added
+    and revived publications again: those that end at once (they are counted once)."""
 
     added: tuple[PlannedPublication, ...]
     changed: tuple[PlannedPublication, ...]
@@ -61,6 +76,7 @@ class SyncPlan:
     cancelled: tuple[Stored, ...]
     refused: tuple[Refusal, ...]
     unchanged: tuple[str, ...]
+    ended: tuple[Ending, ...] = ()
 
     @property
     def is_empty(self) -> bool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from postscheduler.domain.states import State
+from postscheduler.domain.sync import Ending, SyncPlan
 from postscheduler.errors import LeaseLost
 from postscheduler.ports import AccountRecord, CampaignRecord, FileVersion, PublicationRecord
 
@@ -113,6 +114,30 @@ def follower_cause(to: State, follower: State, previous_cause: str | None) -> st
     ):
         return f"{FOLLOWER_CAUSE} {to.value}"
     return None
+
+
+def behind_ended(plan: SyncPlan, states: Mapping[str, State]) -> SyncPlan:
+    """``plan`` with its ``ended`` filled in: the thread parts it adds or revives behind a
+    part that ended unpublished — directly, or behind such a part it ends too.
+
+    Each takes that part's state with the cause :func:`follower_cause` gives the later
+    parts of a part that ends (so a retry of that part by hand brings them back); else it
+    would wait forever, as a part is claimed only once the part it replies to is published.
+    ``states`` holds the campaign's stored publications as the sync found them (on
+    PostgreSQL, the parts replied to are read again under lock: see ``SqlStore.sync``).
+    """
+    coming = {p.key: p for p in (*plan.added, *plan.revived)}
+    after = dict(states)
+    after.update(dict.fromkeys(coming, State.SCHEDULED))
+    after.update((gone.key, State.CANCELLED) for gone in plan.cancelled)
+    ended: list[Ending] = []
+    for publication in sorted(coming.values(), key=lambda p: (p.part, p.key)):
+        previous = after.get(publication.reply_to) if publication.reply_to else None
+        cause = None if previous is None else follower_cause(previous, State.SCHEDULED, None)
+        if previous is not None and cause is not None:
+            after[publication.key] = previous
+            ended.append(Ending(publication.key, previous, cause))
+    return dataclasses.replace(plan, ended=tuple(ended))
 
 
 def holds_lease(record: PublicationRecord, owner: str) -> None:

@@ -34,6 +34,7 @@ from postscheduler.store.common import (
     CHANGED,
     REVIVED,
     SYNC_ACTOR,
+    behind_ended,
     content_fields,
     follower_cause,
     holds_lease,
@@ -76,7 +77,7 @@ class MemoryStore:
                 for key, r in self._publications.items()
                 if r.campaign == campaign.id
             }
-            plan = diff(planned, stored)
+            plan = behind_ended(diff(planned, stored), {k: s.state for k, s in stored.items()})
             if dry_run:
                 return plan
             now = version.at
@@ -127,6 +128,19 @@ class MemoryStore:
                     State.SCHEDULED,
                     now,
                     REVIVED,
+                    attempt=current.attempt,
+                )
+            for ending in plan.ended:
+                current = self._publications[ending.key]
+                self._publications[ending.key] = updated(
+                    current, state=ending.state, cause=ending.cause, updated_at=now
+                )
+                self._log(
+                    ending.key,
+                    current.state,
+                    ending.state,
+                    now,
+                    ending.cause,
                     attempt=current.attempt,
                 )
             for gone in plan.cancelled:
@@ -519,7 +533,7 @@ class MemoryStore:
                 for r in self._publications.values()
                 if r.state is State.CLAIMED
                 and r.lease_expires_at is not None
-                and r.lease_expires_at < now
+                and r.lease_expires_at <= now
             ]
             for record in expired:
                 self._publications[record.key] = updated(
@@ -541,6 +555,20 @@ class MemoryStore:
                     detail=f"lease of {record.lease_owner}",
                 )
             return [r.key for r in expired]
+
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        with self._lock:
+            there = {k for k, a in self._accounts.items() if a.instance == instance}
+            return {
+                r.remote_id
+                for r in self._publications.values()
+                if r.state is State.PUBLISHED
+                and r.remote_id is not None
+                and r.published_at is not None
+                and r.published_at >= published_since
+                and (r.campaign, r.account) in there
+            }
 
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
         """See :class:`postscheduler.ports.Store`."""

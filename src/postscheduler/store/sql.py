@@ -37,7 +37,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 
 from postscheduler.domain.states import IllegalTransition, State, check_transition
-from postscheduler.domain.sync import REMOVED_FROM_FILE, Refusal, Stored, SyncPlan, diff
+from postscheduler.domain.sync import (
+    REMOVED_FROM_FILE,
+    Ending,
+    Refusal,
+    Stored,
+    SyncPlan,
+    diff,
+)
 from postscheduler.errors import (
     LeaseLost,
     StoreUnavailable,
@@ -63,6 +70,7 @@ from postscheduler.store.common import (
     MOVES_FOLLOWERS,
     REVIVED,
     SYNC_ACTOR,
+    behind_ended,
     content_fields,
     follower_cause,
     holds_lease,
@@ -258,43 +266,63 @@ class SqlStore:
                 for key, state, digest, at, cause, published in rows
             }
             plan = diff(planned, stored)
+            states = {key: found.state for key, found in stored.items()}
             if dry_run:
                 db.rollback()
-                return plan
-            plan = self._lock_and_recheck(db, plan, stored)
+                return behind_ended(plan, states)
+            plan, states = self._lock_and_recheck(db, plan, stored)
+            plan = behind_ended(plan, states)
             now = version.at
             self._write_campaign(db, campaign, accounts, now)
             self._insert(db, plan.added, now)
             self._rewrite(db, plan.changed, stored, now, revive=False)
             self._rewrite(db, plan.revived, stored, now, revive=True)
+            self._end(db, plan.ended, now)
             self._cancel(db, plan.cancelled, now)
             self._add_version(db, version)
             return plan
 
     def _lock_and_recheck(
         self, db: Connection, plan: SyncPlan, stored: dict[str, Stored]
-    ) -> SyncPlan:
-        """Lock the rows the sync will modify; drop any a worker took in the meantime.
+    ) -> tuple[SyncPlan, dict[str, State]]:
+        """Lock the rows the sync will modify, and the parts that the parts it adds or
+        revives reply to; drop any a worker took in the meantime. Returns the plan and the
+        stored states, as they are now.
 
         On SQLite the transaction already holds the write lock; on PostgreSQL a daemon may
-        have claimed a row between the read and now, and that row is then left alone.
+        have claimed a row between the read and now, and that row is then left alone. A
+        part replied to is locked so that a worker cannot end it unseen: a worker recording
+        it failed waits for this sync, then ends the parts this sync added behind it; one
+        that ended it before is seen here. Rows are locked in thread order (part, then key),
+        as ``record`` locks a part and then its later parts.
         """
+        states = {key: found.state for key, found in stored.items()}
         keys = [p.key for p in (*plan.changed, *plan.revived)] + [s.key for s in plan.cancelled]
-        if not keys or db.dialect.name == "sqlite":
-            return plan
+        coming = {p.key for p in (*plan.added, *plan.revived)}
+        previous = {
+            p.reply_to
+            for p in (*plan.added, *plan.revived)
+            if p.reply_to is not None and p.reply_to not in coming
+        }
+        if not (keys or previous) or db.dialect.name == "sqlite":
+            return plan, states
         now_states: dict[str, State] = {}
-        for chunk in _chunks(keys, BATCH):
+        for chunk in _chunks(sorted({*keys, *previous}), BATCH):
             for key, state in db.execute(
-                select(P.c.key, P.c.state).where(_key_in(db, chunk)).with_for_update()
+                select(P.c.key, P.c.state)
+                .where(_key_in(db, chunk))
+                .order_by(P.c.part, P.c.key)
+                .with_for_update()
             ):
                 now_states[key] = State(state)
+        states.update(now_states)
         moved = {k for k in keys if now_states.get(k) is not stored[k].state}
         if not moved:
-            return plan
+            return plan, states
         refused = [
             Refusal(k, "taken by a worker during the sync: not changed") for k in sorted(moved)
         ]
-        return SyncPlan(
+        rechecked = SyncPlan(
             added=plan.added,
             changed=tuple(p for p in plan.changed if p.key not in moved),
             revived=tuple(p for p in plan.revived if p.key not in moved),
@@ -302,6 +330,7 @@ class SqlStore:
             refused=plan.refused + tuple(refused),
             unchanged=plan.unchanged,
         )
+        return rechecked, states
 
     def _write_campaign(
         self,
@@ -401,6 +430,21 @@ class SqlStore:
                 for p in chunk
             }
             self._log_many(db, moves, now, REVIVED if revive else CHANGED)
+
+    def _end(self, db: Connection, ended: Sequence[Ending], now: datetime) -> None:
+        """End the parts added or revived behind an ended part (see ``behind_ended``)."""
+        by_cause: dict[tuple[State, str], list[str]] = {}
+        for ending in ended:
+            by_cause.setdefault((ending.state, ending.cause), []).append(ending.key)
+        for (state, cause), keys in by_cause.items():
+            for chunk in _chunks(keys, BATCH):
+                db.execute(
+                    update(P)
+                    .where(P.c.key == bindparam("k"))
+                    .values(state=state.value, cause=cause, updated_at=now),
+                    [{"k": key} for key in chunk],
+                )
+                self._log_many(db, dict.fromkeys(chunk, (State.SCHEDULED, state)), now, cause)
 
     def _cancel(self, db: Connection, cancelled: Sequence[Stored], now: datetime) -> None:
         for chunk in _chunks(cancelled, BATCH):
@@ -918,7 +962,7 @@ class SqlStore:
         with self._begin() as db:
             rows = db.execute(
                 select(P.c.id, P.c.key, P.c.attempt, P.c.lease_owner)
-                .where(P.c.state == State.CLAIMED.value, P.c.lease_expires_at < now)
+                .where(P.c.state == State.CLAIMED.value, P.c.lease_expires_at <= now)
                 .with_for_update(skip_locked=True)
             ).all()
             for ident, _key, attempt, previous_owner in rows:
@@ -944,6 +988,22 @@ class SqlStore:
                     detail=f"lease of {previous_owner}",
                 )
             return [key for _ident, key, _attempt, _owner in rows]
+
+    def remote_ids(self, instance: str, *, published_since: datetime) -> set[str]:
+        """See :class:`postscheduler.ports.Store`."""
+        A = ACCOUNTS
+        with self._begin() as db:
+            found = db.execute(
+                select(P.c.remote_id)
+                .join(A, (A.c.campaign_id == P.c.campaign_id) & (A.c.name == P.c.account))
+                .where(
+                    A.c.instance == instance,
+                    P.c.state == State.PUBLISHED.value,
+                    P.c.remote_id.is_not(None),
+                    P.c.published_at >= published_since,
+                )
+            ).scalars()
+            return set(found)
 
     def hold_account(self, campaign: str, account: str, reason: str, *, now: datetime) -> None:
         """See :class:`postscheduler.ports.Store`."""
