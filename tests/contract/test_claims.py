@@ -366,3 +366,35 @@ def test_a_part_ended_while_a_sync_adds_behind_it_is_seen_on_postgresql(
     finally:
         store.engine.dispose()
         racer.dispose()
+
+
+def test_outcomes_recorded_at_once_by_several_threads_each_land_alone(store: Store) -> None:
+    sync(store, posts())
+    alba, peuples = claim(store, AT9)
+    start = threading.Barrier(3)
+    results: dict[str, Any] = {}
+
+    def record(name: str, key: str, owner: str, to: State) -> None:
+        start.wait()
+        try:
+            results[name] = store.record(
+                key, owner=owner, to=to, now=AT9, cause=name, remote_id=f"id-{name}"
+            )
+        except LeaseLost as error:
+            results[name] = error
+
+    threads = [
+        threading.Thread(target=record, args=("a", alba, "w1", State.PUBLISHED)),
+        threading.Thread(target=record, args=("intruder", peuples, "w2", State.PUBLISHED)),
+        threading.Thread(target=record, args=("p", peuples, "w1", State.PUBLISHED)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert isinstance(results["intruder"], LeaseLost)
+    assert (results["a"].key, results["a"].remote_id) == (alba, "id-a")
+    assert (results["p"].key, results["p"].remote_id) == (peuples, "id-p")
+    assert store.get(alba).state is State.PUBLISHED
+    assert store.get(peuples).remote_id == "id-p"
+    assert [h.cause for h in store.history(peuples)][-1] == "p"

@@ -11,7 +11,7 @@ import functools
 import json
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +47,7 @@ from postscheduler.domain.sync import (
 )
 from postscheduler.errors import (
     LeaseLost,
+    PostschedulerError,
     StoreUnavailable,
     TransitionRefused,
     UnknownPublication,
@@ -237,6 +238,9 @@ class SqlStore:
         # meets SQLite's lock sleeps in SQLite's busy handler (1, 2, 5 … 100 ms steps) even
         # once the lock is free, which made recording an outcome take ~100 ms under load.
         self._writer = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite commits one transaction at a time, each with its fsync (synchronous=FULL):
+        # outcomes recorded by several threads at once share one (see _GroupCommit).
+        self._group = _GroupCommit(self._begin) if self._writer is not None else None
 
     # -- sync -----------------------------------------------------------------------------
 
@@ -890,7 +894,8 @@ class SqlStore:
         except IllegalTransition as error:
             raise TransitionRefused(str(error)) from None
         published = remote_id is not None
-        with self._begin() as db:
+
+        def write(db: Connection) -> PublicationRecord:
             row = (
                 db.execute(
                     _RECORD,
@@ -928,6 +933,11 @@ class SqlStore:
             if to in MOVES_FOLLOWERS:
                 self._end_followers(db, key, to, now, owner)
             return record
+
+        if self._group is not None:
+            return self._group.run(write)
+        with self._begin() as db:
+            return write(db)
 
     def _end_followers(
         self, db: Connection, key: str, to: State, now: datetime, owner: str
@@ -1065,6 +1075,81 @@ class SqlStore:
 
     def _begin(self) -> Any:
         return _Transaction(self.engine, self._writer)
+
+
+_T = TypeVar("_T")
+
+
+class _Pending:
+    """One caller's write waiting for a group commit, and then its outcome."""
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work = work
+        self.ready = threading.Event()
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Group commit: the writes of threads that arrive together share one transaction.
+
+    On SQLite every commit waits for its fsync (``synchronous=FULL``), one at a time: with
+    outcomes arriving from several workers at once, the fsyncs — not the CPU — set the
+    pace. Here the first caller leads: it runs, in one transaction, every write queued by
+    then (each in a savepoint, so that one refused — LeaseLost, say — changes nothing and
+    leaves the others whole), commits once, hands each caller its own result or error, and
+    passes the lead to the first caller queued meanwhile. A caller returns only once its
+    write is committed, as with a transaction of its own; if the commit fails, every
+    caller of the group gets the error, and nothing of the group was written.
+    """
+
+    def __init__(self, begin: Callable[[], Any]) -> None:
+        self._begin = begin
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._leading = False
+
+    def run(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in a transaction shared with the writes queued with it."""
+        mine = _Pending(work)
+        with self._lock:
+            self._queue.append(mine)
+            if not self._leading:
+                self._leading = mine.lead = True
+        if not mine.lead:
+            mine.ready.wait()
+        if mine.lead:
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+        result: _T = mine.result
+        return result
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue, []
+        try:
+            with self._begin() as db:
+                for pending in group:
+                    try:
+                        with db.begin_nested():
+                            pending.result = pending.work(db)
+                    except PostschedulerError as error:  # this write refused, rolled back
+                        pending.error = error
+        except BaseException as error:
+            for pending in group:
+                pending.result, pending.error = None, error
+        with self._lock:
+            if self._queue:
+                following = self._queue[0]
+                following.lead = True
+                following.ready.set()
+            else:
+                self._leading = False
+        for pending in group:
+            pending.lead = False
+            pending.ready.set()
 
 
 class _Transaction:
