@@ -20,11 +20,11 @@ one clean ``postscheduler run`` finishes the work and stops on SIGTERM. The chec
 - nothing was published before its time, nor after the window's end.
 
 With PostgreSQL, three replicas (each process its own ``--owner``) share the database,
-killed and restarted independently. First, while the three work undisturbed, one is
-SIGSTOPped as it holds claims, for longer than its lease (2.5 s), so that the others take
-them over, then SIGCONTed: its late outcomes must be refused (LeaseLost), and nothing may
-be published twice — on GoToSocial, only the dispatcher's lease rules prevent it (see
-``Torture.stall``).
+killed and restarted independently. First, while the three work undisturbed (with 5 s
+leases), one is SIGSTOPped as it holds claims, for longer than its lease (5.5 s), so that
+the others take them over, then SIGCONTed: its late outcomes must be refused (LeaseLost),
+and nothing may be published twice — on GoToSocial, only the dispatcher's lease rules
+prevent it (see ``Torture.stall``).
 
 **How the daemons are started.** Each ``run`` is a process forked by a *zygote* that has
 imported the package once (not the dispatcher, the daemon or the crash points, which each
@@ -84,9 +84,14 @@ LEASE_SECONDS = 2.0
 #: The share of daemons killed only after a lease has had time to expire (so that they
 #: reap, reconcile and publish what the dead left behind before they die in turn).
 LONG_LIVES = 0.1
+#: The stall's replicas hold longer leases: the take-over must happen between the end of
+#: the stopped replica's lease and 1.5 leases (see ``Torture.stall``), a window of a quarter
+#: lease less the margins — with 2 s leases, 0.8 s, too little for a loaded machine's
+#: scheduling (a take-over came late once in a dozen loaded runs).
+STALL_LEASE_SECONDS = 5.0
 #: The stopped replica stays stopped at least this long: longer than its lease, shorter
 #: than 1.5 leases (see ``Torture.stall``).
-STOP_SECONDS = LEASE_SECONDS + 0.5
+STOP_SECONDS = STALL_LEASE_SECONDS + 0.5
 FINAL = {State.PUBLISHED, State.FAILED, State.EXPIRED, State.CANCELLED}
 FINAL_NAMES = sorted(state.value for state in FINAL)
 
@@ -633,14 +638,14 @@ class Torture:
         #: For the stop: which claims a replica holds.
         self.probe = open_store(db, upgrade=False)
 
-    def spawn(self, owner: str, *, crash_seed: str | None) -> Child:
+    def spawn(self, owner: str, *, crash_seed: str | None, lease: float = LEASE_SECONDS) -> Child:
         """A ``postscheduler run --owner OWNER --lease 2 --workers 4`` process; with crash
         points armed if ``crash_seed`` is given."""
         env = {}
         if crash_seed is not None:
             env = {"POSTSCHEDULER_CRASHPOINTS": CRASHPOINTS, "POSTSCHEDULER_CRASH_SEED": crash_seed}
         argv = ["run", str(self.campaign.path), "--db", self.db, "--owner", owner]
-        argv += ["--lease", str(LEASE_SECONDS), "--workers", "4"]
+        argv += ["--lease", str(lease), "--workers", "4"]
         return self.zygote.spawn(argv, env, self.logs / f"{owner}.log")
 
     def stall(self) -> None:
@@ -656,7 +661,9 @@ class Torture:
         the Idempotency-Key: the limit of leases without fencing). Without those two rules,
         this publishes the stopped replica's queued claims twice on the GoToSocial accounts.
         """
-        victim, *_ = daemons = [self.spawn(f"stall-{n}", crash_seed=None) for n in range(3)]
+        victim, *_ = daemons = [
+            self.spawn(f"stall-{n}", crash_seed=None, lease=STALL_LEASE_SECONDS) for n in range(3)
+        ]
         try:
             for daemon in daemons:
                 daemon.wait_started(timeout=30)
@@ -673,7 +680,7 @@ class Torture:
             refused_before = victim.count("lease lost")
             victim.wait(STOP_SECONDS)  # the deliberate stall
             taken = held - _claims_of(self.probe, "stall-0")
-            while not taken and time.monotonic() < stopped + 1.5 * LEASE_SECONDS - 0.2:
+            while not taken and time.monotonic() < stopped + 1.5 * STALL_LEASE_SECONDS - 0.2:
                 victim.wait(0.05)  # polling for a take-over, with a deadline
                 taken = held - _claims_of(self.probe, "stall-0")
             victim.signal(signal.SIGCONT)
