@@ -382,9 +382,12 @@ def _cancel(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK if cancelled else EXIT_PROBLEM
 
 
-def retry_refusal(record: PublicationRecord) -> str | None:
+def retry_refusal(
+    record: PublicationRecord, previous: PublicationRecord | None = None
+) -> str | None:
     """Why ``retry`` refuses ``record``, or None if it may be retried (failed, expired,
-    cancelled).
+    cancelled) — a thread part only if ``previous``, the part it replies to, has not ended
+    unpublished: retried alone, it would wait for that part forever.
 
     Where the state machine itself forbids the move to scheduled, its own message is
     given; where it allows it for other reasons (a worker releasing a claim, a post coming
@@ -398,6 +401,12 @@ def retry_refusal(record: PublicationRecord) -> str | None:
     from postscheduler.queue_views import iso  # noqa: PLC0415
 
     if record.state in RETRYABLE_BY_HAND:
+        if previous is not None and previous.state in RETRYABLE_BY_HAND:
+            return (
+                f"{record.key} replies to {previous.key}, which is {previous.state.value}: "
+                f"retry that part instead (postscheduler retry {previous.key}); the parts "
+                "after it come back with it"
+            )
         return None
     try:
         check_transition(record.key, record.state, State.SCHEDULED)
@@ -418,7 +427,8 @@ def _retry(args: argparse.Namespace, session: Session) -> int:
     from postscheduler.errors import TransitionRefused  # noqa: PLC0415
 
     record = session.store.get(args.key)
-    refusal = retry_refusal(record)
+    previous = session.store.get(record.reply_to) if record.reply_to else None
+    refusal = retry_refusal(record, previous)
     if refusal is not None:
         raise TransitionRefused(refusal)
     after = session.store.transition(

@@ -399,6 +399,20 @@ def test_retry_refuses_every_other_state_and_changes_nothing(
     assert store.history(FIRST) == before
 
 
+def test_retry_of_a_later_part_behind_a_failed_part_points_at_that_part(
+    store: SqlStore,
+) -> None:
+    first, second = THREAD[0], THREAD[1]
+    move(store, first, State.CLAIMED, State.FAILED)
+    assert store.get(second).state is State.FAILED  # ended with the part it replies to
+    before = store.history(second)
+    with pytest.raises(TransitionRefused, match=f"retry that part instead .*retry {first}"):
+        run(store, "retry", second)
+    assert store.history(second) == before
+    assert run(store, "retry", first).code == 0
+    assert [store.get(key).state for key in (first, second)] == [State.SCHEDULED] * 2
+
+
 def test_retry_an_unknown_key_is_an_error(store: SqlStore) -> None:
     with pytest.raises(UnknownPublication):
         run(store, "retry", "nope")
