@@ -119,6 +119,17 @@ class Sandbox:
         answer: list[dict[str, Any]] = httpx.get(f"{self.url}/_sandbox/statuses", timeout=30).json()
         return answer
 
+    def slow_posts(self, *, seconds: float, times: int) -> None:
+        """Answer the next ``times`` posts only after ``seconds`` (the sandbox's delay fault)."""
+        fault = {"pattern": "POST /api/v1/statuses", "kind": "delay", "seconds": seconds}
+        httpx.post(
+            f"{self.url}/_sandbox/faults", json=[{**fault, "times": times}], timeout=30
+        ).raise_for_status()
+
+    def answer_promptly(self) -> None:
+        """Drop the faults still pending."""
+        httpx.delete(f"{self.url}/_sandbox/faults", timeout=30).raise_for_status()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -661,28 +672,28 @@ class Torture:
         the Idempotency-Key: the limit of leases without fencing). Without those two rules,
         this publishes the stopped replica's queued claims twice on the GoToSocial accounts.
         """
-        victim, *_ = daemons = [
-            self.spawn(f"stall-{n}", crash_seed=None, lease=STALL_LEASE_SECONDS) for n in range(3)
+        # The servers answer the next posts slowly, so that claims are held long enough for
+        # the victim to be caught holding some (without it, the burst of due publications
+        # could be over before it was, and the rest are held a few milliseconds each).
+        for sandbox in self.campaign.sandboxes:
+            sandbox.slow_posts(seconds=0.3, times=60)
+        owners = [f"stall-{n}" for n in range(3)]
+        daemons = [
+            self.spawn(owner, crash_seed=None, lease=STALL_LEASE_SECONDS) for owner in owners
         ]
         try:
             for daemon in daemons:
                 daemon.wait_started(timeout=30)
-            held: set[str] = set()
-            for _ in range(300):  # bounded: tries to catch it holding claims
-                victim.signal(signal.SIGSTOP)
-                held = _claims_of(self.probe, "stall-0")
-                if held or victim.ended.is_set():
-                    break
-                victim.signal(signal.SIGCONT)
-                victim.wait(0.01)  # let it run a moment before trying again
-            assert held, "the replica to stop was never seen holding claims"
+            # Whichever replica is caught holding claims is stopped: a replica that finds
+            # every account in flight with the others sleeps until a lease could expire.
+            victim, owner, held = self._catch_holding(dict(zip(owners, daemons, strict=True)))
             stopped = time.monotonic()
             refused_before = victim.count("lease lost")
             victim.wait(STOP_SECONDS)  # the deliberate stall
-            taken = held - _claims_of(self.probe, "stall-0")
+            taken = held - _claims_of(self.probe, owner)
             while not taken and time.monotonic() < stopped + 1.5 * STALL_LEASE_SECONDS - 0.2:
                 victim.wait(0.05)  # polling for a take-over, with a deadline
-                taken = held - _claims_of(self.probe, "stall-0")
+                taken = held - _claims_of(self.probe, owner)
             victim.signal(signal.SIGCONT)
             self.stopped_seconds = time.monotonic() - stopped
             self.taken_over = taken
@@ -694,6 +705,8 @@ class Torture:
                     break
             self.refused_after_stop = victim.count("lease lost") - refused_before
         finally:
+            for sandbox in self.campaign.sandboxes:
+                sandbox.answer_promptly()
             for daemon in daemons:
                 daemon.signal(signal.SIGCONT)
                 daemon.signal(signal.SIGKILL)
@@ -707,6 +720,19 @@ class Torture:
                 self.figures.lease_lost += output.count("lease lost")
                 if "Traceback" in output:
                     self.figures.tracebacks.append(output[-4000:])
+
+    def _catch_holding(self, daemons: dict[str, Child]) -> tuple[Child, str, set[str]]:
+        """SIGSTOP the replicas in turn until one is stopped holding claims; returns it
+        (still stopped), its owner name and the keys it holds."""
+        for _ in range(300):  # bounded: tries to catch one holding claims
+            for owner, daemon in daemons.items():
+                daemon.signal(signal.SIGSTOP)
+                held = _claims_of(self.probe, owner)
+                if held:
+                    return daemon, owner, held
+                daemon.signal(signal.SIGCONT)
+            time.sleep(0.01)  # let them run a moment before trying again
+        raise AssertionError("no replica was ever seen holding claims")
 
     def run(self, replicas: int, *, seconds: float, seed: int, stall: bool) -> Figures:
         started = time.monotonic()
