@@ -491,7 +491,9 @@ class Child:
 
     def signal(self, number: int) -> None:
         if not self.ended.is_set():
-            os.kill(self.pid, number)
+            # It may have ended (a crash point) since ``ended`` was looked at.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, number)
 
 
 class Zygote:
