@@ -434,6 +434,8 @@ def _retry(args: argparse.Namespace, session: Session) -> int:
     after = session.store.transition(
         args.key, State.SCHEDULED, now=session.now, cause=RETRY_CAUSE, actor=ACTOR
     )
+    if _take_the_files_version(session, after):
+        after = session.store.get(args.key)
     if args.json:
         _print_json(
             session,
@@ -446,6 +448,39 @@ def _retry(args: argparse.Namespace, session: Session) -> int:
             f"due {_due(after, session.now)}",
         )
     return EXIT_OK
+
+
+def _take_the_files_version(session: Session, record: PublicationRecord) -> bool:
+    """Sync the retried publication's campaign file again, so that it goes with the text
+    the file holds now: while it was failed, a sync refused to change it ("use retry").
+    Whether the publication changed; a file that is gone or has errors is said on stderr,
+    and the retry keeps the text it had."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
+    from postscheduler.syncing import sync_file  # noqa: PLC0415
+
+    campaign = next(c for c in session.store.campaigns() if c.id == record.campaign)
+    if not Path(campaign.path).is_file():
+        print(
+            f"{campaign.path}: not found; {record.key} keeps the text it had",
+            file=session.err,
+        )
+        return False
+    try:
+        outcome = sync_file(session.store, campaign.path, session.now, force=True)
+    except CampaignInvalid as error:
+        for line in error.lines():
+            print(line, file=session.err)
+        print(
+            f"{campaign.path}: has errors; {record.key} keeps the text it had",
+            file=session.err,
+        )
+        return False
+    changed = any(p.key == record.key for p in outcome.plan.changed)
+    if not outcome.plan.is_empty:
+        print(outcome.summary(), file=session.err)
+    return changed
 
 
 # -- pause, resume --------------------------------------------------------------------------

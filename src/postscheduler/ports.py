@@ -356,7 +356,11 @@ class Store(Protocol):
         actor: str,
         detail: str | None = None,
     ) -> PublicationRecord:
-        """Move ``key`` to ``to`` (cancel, retry by hand…), with its history line."""
+        """Move ``key`` to ``to`` (cancel, retry by hand…), with its history line.
+
+        Scheduled again (a retry by hand), it is due at its scheduled time if that is still
+        to come, else at once (``now``, as a retry: the misfire policy does not expire it
+        for its original time); the later parts of its thread it had ended come back."""
         ...
 
     def set_paused(

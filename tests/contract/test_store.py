@@ -196,6 +196,17 @@ def test_retry_by_hand_brings_a_failed_publication_back(store: Store) -> None:
     assert (last.from_state, last.to_state, last.actor) == (State.FAILED, State.SCHEDULED, "cli")
 
 
+def test_retry_by_hand_after_its_time_is_due_at_once(store: Store) -> None:
+    sync(store, BASE)
+    key = "demo/a/alba/1"
+    store.transition(key, State.CLAIMED, now=NOW, cause="due", actor="w")
+    store.transition(key, State.FAILED, now=NOW, cause="422 too long", actor="w")
+    later = store.get(key).scheduled_at + timedelta(hours=3)
+    retried = store.transition(key, State.SCHEDULED, now=later, cause="retry by hand", actor="c")
+    assert (retried.next_attempt_at, retried.due_at) == (later, later)
+    assert store.get(key).due_at == later
+
+
 def test_unknown_keys_are_reported(store: Store) -> None:
     with pytest.raises(UnknownPublication):
         store.get("demo/nope/alba/1")

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from postscheduler.store.common import campaign_records
 from postscheduler.store.database import create
 from postscheduler.store.schema import METADATA, PUBLICATIONS
 from postscheduler.store.sql import SqlStore
+from postscheduler.syncing import sync_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "campaign.toml"
@@ -411,6 +413,61 @@ def test_retry_of_a_later_part_behind_a_failed_part_points_at_that_part(
     assert store.history(second) == before
     assert run(store, "retry", first).code == 0
     assert [store.get(key).state for key in (first, second)] == [State.SCHEDULED] * 2
+
+
+def test_retry_after_the_time_sends_at_once_with_the_files_current_text(
+    tmp_path: Path,
+) -> None:
+    # The organiser's own copy of the campaign, synced; the first post fails (422).
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    path = folder / "campaign.toml"
+    engine = create(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    METADATA.create_all(engine)
+    store = SqlStore(engine)
+    try:
+        sync_file(store, path, SYNCED_AT)
+        move(store, FIRST, State.CLAIMED, State.FAILED)
+        # The text is shortened in the file; the sync refuses to touch a failed publication.
+        text = path.read_text(encoding="utf-8")
+        path.write_text(
+            text.replace("Aujourd'hui commence la campagne", "Ça commence :"), encoding="utf-8"
+        )
+        refused = sync_file(store, path, SYNCED_AT + timedelta(days=5))
+        assert [r.key for r in refused.plan.refused] == [FIRST]
+        # Retried hours after its time: due at once (not expired for its old time), and
+        # with the text the file holds now.
+        later = datetime(2017, 10, 5, 15, 0, tzinfo=UTC)
+        result = run(store, "retry", FIRST, now=later)
+        assert result.code == 0, result.err
+        record = store.get(FIRST)
+        assert record.state is State.SCHEDULED
+        assert record.due_at == later
+        assert record.text.startswith("Ça commence :")
+        assert "1 changed" in result.err
+    finally:
+        engine.dispose()
+
+
+def test_retry_with_a_broken_file_keeps_the_text_and_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(ROOT / "config", folder)
+    path = folder / "campaign.toml"
+    engine = create(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    METADATA.create_all(engine)
+    store = SqlStore(engine)
+    try:
+        sync_file(store, path, SYNCED_AT)
+        before = store.get(FIRST).text
+        move(store, FIRST, State.CLAIMED, State.FAILED)
+        path.write_text(path.read_text(encoding="utf-8") + "\n[oops\n", encoding="utf-8")
+        result = run(store, "retry", FIRST)
+        assert result.code == 0
+        assert store.get(FIRST).state is State.SCHEDULED
+        assert store.get(FIRST).text == before
+        assert f"{path}: has errors; {FIRST} keeps the text it had" in result.err
+    finally:
+        engine.dispose()
 
 
 def test_retry_an_unknown_key_is_an_error(store: SqlStore) -> None:

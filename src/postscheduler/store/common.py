@@ -140,6 +140,14 @@ def behind_ended(plan: SyncPlan, states: Mapping[str, State]) -> SyncPlan:
     return dataclasses.replace(plan, ended=tuple(ended))
 
 
+def again_at(record: PublicationRecord, now: datetime) -> datetime | None:
+    """The retry time of a publication scheduled again by hand (``transition`` to
+    scheduled): none while its scheduled time is still to come; ``now`` once it has passed
+    — a retry by hand is meant to be sent, not to expire at once under the misfire policy
+    for a time it was never going to meet."""
+    return None if record.scheduled_at >= now else now
+
+
 def holds_lease(record: PublicationRecord, owner: str) -> None:
     """Raise :class:`LeaseLost` unless ``owner`` still holds ``record``'s claim."""
     if record.state is not State.CLAIMED or record.lease_owner != owner:

@@ -34,6 +34,7 @@ from postscheduler.store.common import (
     CHANGED,
     REVIVED,
     SYNC_ACTOR,
+    again_at,
     behind_ended,
     content_fields,
     follower_cause,
@@ -292,7 +293,7 @@ class MemoryStore:
                 raise TransitionRefused(str(error)) from None
             changes: dict[str, object] = {"state": to, "cause": cause, "updated_at": now}
             if to is State.SCHEDULED:
-                changes["next_attempt_at"] = None
+                changes["next_attempt_at"] = again_at(current, now)
             record = updated(current, **changes)
             self._publications[key] = record
             self._log(

@@ -71,6 +71,7 @@ from postscheduler.store.common import (
     MOVES_FOLLOWERS,
     REVIVED,
     SYNC_ACTOR,
+    again_at,
     behind_ended,
     content_fields,
     follower_cause,
@@ -698,8 +699,8 @@ class SqlStore:
                 raise TransitionRefused(str(error)) from None
             changes: dict[str, Any] = {"state": to.value, "cause": cause, "updated_at": now}
             if to is State.SCHEDULED:
-                changes["next_attempt_at"] = None
-                changes["due_at"] = current.scheduled_at
+                changes["next_attempt_at"] = again_at(current, now)
+                changes["due_at"] = changes["next_attempt_at"] or current.scheduled_at
             db.execute(update(P).where(P.c.key == key).values(**changes))
             self._end_followers(db, key, to, now, actor)
             publication_id = db.execute(select(P.c.id).where(P.c.key == key)).scalar_one()
