@@ -6,7 +6,9 @@
 - **Interval jobs** for maintenance: the campaign files are watched (a changed file is
   synced; a refused edit is logged and recorded while the last good plan keeps running);
   the **heartbeat** writes this worker's row in the store (:meth:`Store.heartbeat`: who,
-  where, since when, which files; ``status`` shows it); and, when the daemon is given a
+  where, since when, which files; ``status`` shows it); the timer is **checked against the
+  store** every ``look_every`` (what another process made due — ``retry``, ``resume``,
+  another replica — is seen within that time); and, when the daemon is given a
   :class:`~postscheduler.profile_refresh.ProfileRefresher`, the cached server profiles
   are **refreshed** before they go stale (once at start, then every ``refresh_every``).
   No job ever stops the daemon: their errors are logged and they run again.
@@ -60,6 +62,9 @@ DISPATCH_JOB = "dispatch"
 WATCH_EVERY = timedelta(seconds=2)
 #: How often the worker's row is written.
 HEARTBEAT_EVERY = timedelta(seconds=30)
+#: How often the timer is checked against the store: what another process changed there
+#: (``retry``, ``resume``, another replica's work) is seen within this long.
+LOOK_EVERY = timedelta(seconds=30)
 #: How often the server profiles are looked at (each is refreshed when about to go stale).
 REFRESH_EVERY = timedelta(minutes=10)
 #: At start, the rows of workers not seen for this long are deleted.
@@ -109,6 +114,7 @@ class Daemon:
         watch_every: timedelta = WATCH_EVERY,
         grace: timedelta = STOP_GRACE,
         heartbeat_every: timedelta = HEARTBEAT_EVERY,
+        look_every: timedelta = LOOK_EVERY,
         refresher: ProfileRefresher | None = None,
         refresh_every: timedelta = REFRESH_EVERY,
     ) -> None:
@@ -121,6 +127,7 @@ class Daemon:
         self.watch_every = watch_every
         self.grace = grace
         self.heartbeat_every = heartbeat_every
+        self.look_every = look_every
         self.refresher = refresher
         self.refresh_every = refresh_every
         #: What this worker says of itself in its heartbeat row (set by :meth:`start`).
@@ -155,6 +162,14 @@ class Daemon:
             "interval",
             seconds=self.heartbeat_every.total_seconds(),
             id="heartbeat",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self.look_again,
+            "interval",
+            seconds=self.look_every.total_seconds(),
+            id="look_again",
             max_instances=1,
             coalesce=True,
         )
@@ -350,6 +365,12 @@ class Daemon:
         return True
 
     # -- maintenance ----------------------------------------------------------------------
+
+    def look_again(self) -> None:
+        """The look-again job: arm the timer for what the store now holds. Another process
+        may have made something due sooner — ``retry`` or ``resume`` on the command line,
+        another replica — and only this process's own changes re-arm it otherwise."""
+        self.arm(None)
 
     def _introduce(self) -> None:
         """Say who this worker is (its row, written now) and forget long-gone workers."""

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import pytest
 from postscheduler import __version__
 from postscheduler.daemon import FORGET_WORKERS_AFTER, REFRESH_EVERY, Daemon, Timeline
 from postscheduler.dispatcher import Dispatcher, DispatchSettings
+from postscheduler.domain.states import State
 from postscheduler.errors import StoreUnavailable
 from postscheduler.ports import (
     AccountRecord,
@@ -170,6 +172,31 @@ def test_a_stop_right_after_a_start_leaves_no_dispatch_job_to_fire(rig: Rig) -> 
         daemon.start()
         daemon.stop()
         assert daemon._scheduler.get_job("dispatch") is None
+
+
+def test_what_another_process_makes_due_is_seen_by_the_look_again_job(rig: Rig) -> None:
+    sync_file(rig.store, rig.path, NOW)
+    daemon = rig.daemon()
+    daemon.start()
+    job = daemon._scheduler.get_job("look_again")
+    assert job is not None
+    assert job.trigger.interval == timedelta(seconds=30)
+    key = "maint/later/alba/1"
+    due = rig.store.get(key).scheduled_at
+    # The start dispatches at once (in the scheduler's thread), then arms a week ahead.
+    deadline = time.monotonic() + 10
+    while daemon._armed_for != due:
+        assert time.monotonic() < deadline, "the daemon never armed for the publication"
+        time.sleep(0.01)  # waiting for the scheduler's thread, not for time to pass
+    # Another process (the command line) cancels it, then retries it: due at its time.
+    rig.store.transition(key, State.CANCELLED, now=NOW, cause="no", actor="cli")
+    daemon.look_again()
+    assert daemon._armed_for is None
+    assert daemon._scheduler.get_job("dispatch") is None
+    rig.store.transition(key, State.SCHEDULED, now=NOW, cause="retry by hand", actor="cli")
+    daemon.look_again()
+    assert daemon._armed_for == due
+    assert daemon._scheduler.get_job("dispatch") is not None
 
 
 def test_a_file_synced_while_running_adds_its_campaign_to_the_row(rig: Rig) -> None:
