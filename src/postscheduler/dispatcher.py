@@ -138,7 +138,7 @@ class Dispatcher:
         self.publisher_for = publisher_for
         self.clock = clock
         self.settings = settings
-        self.notify = notify or (lambda notice: None)
+        self.notify = notify or log_notice
         self.on_published = on_published or (lambda record: None)
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._sent: dict[tuple[str, str], list[datetime]] = defaultdict(list)
@@ -218,6 +218,19 @@ class Dispatcher:
 
     # -- one publication ------------------------------------------------------------------
 
+    def _record(self, key: str, **outcome: Any) -> PublicationRecord:
+        """Record an outcome in the store (see :meth:`Store.record`), then log it: one line
+        per outcome, with the key and what the organisers need to know."""
+        done = self.store.record(key, **outcome)
+        level, line = _outcome_line(done)
+        log.log(
+            level,
+            "%s",
+            line,
+            extra={"event": done.state.value, "key": key, "cause": done.cause},
+        )
+        return done
+
     def _process(
         self, record: PublicationRecord, campaign: CampaignRecord, account: AccountRecord
     ) -> str:
@@ -280,7 +293,7 @@ class Dispatcher:
                 return self._published(record, found.remote_id, found.url, "found on the server")
             later = self._reaped_recently(history, now)
             if later is not None:
-                self.store.record(
+                self._record(
                     record.key,
                     owner=self.settings.owner,
                     to=State.UNCERTAIN,
@@ -299,14 +312,14 @@ class Dispatcher:
             grace=campaign.misfire_grace,
         )
         if verdict is not None:
-            self.store.record(
+            self._record(
                 record.key, owner=self.settings.owner, to=State.EXPIRED, now=now, cause=verdict
             )
             return "expired"
         if record.part == 1:
             allowed = self._pace(campaign, account, now)
             if allowed > now:
-                self.store.record(
+                self._record(
                     record.key,
                     owner=self.settings.owner,
                     to=State.RETRYING,
@@ -340,7 +353,7 @@ class Dispatcher:
         except RetryLater as error:
             return self._retry(record, campaign, str(error), server_says=error.retry_at)
         except OutcomeUnknown as error:
-            self.store.record(
+            self._record(
                 record.key,
                 owner=self.settings.owner,
                 to=State.UNCERTAIN,
@@ -351,7 +364,7 @@ class Dispatcher:
             )
             return "uncertain"
         except PublishFailed as error:
-            self.store.record(
+            self._record(
                 record.key,
                 owner=self.settings.owner,
                 to=State.FAILED,
@@ -364,7 +377,7 @@ class Dispatcher:
         except AccountUnusable as error:
             reason = str(error)
             self.store.hold_account(record.campaign, record.account, reason, now=self.clock.now())
-            self.store.record(
+            self._record(
                 record.key,
                 owner=self.settings.owner,
                 to=State.SCHEDULED,
@@ -385,7 +398,7 @@ class Dispatcher:
     ) -> str:
         now = self.clock.now()
         crashpoint("during_record")
-        done = self.store.record(
+        done = self._record(
             record.key,
             owner=self.settings.owner,
             to=State.PUBLISHED,
@@ -416,7 +429,7 @@ class Dispatcher:
             rng=self.rng,
         )
         if moment is None:
-            self.store.record(
+            self._record(
                 record.key,
                 owner=self.settings.owner,
                 to=State.EXPIRED,
@@ -425,7 +438,7 @@ class Dispatcher:
                 last_error=reason,
             )
             return "expired"
-        self.store.record(
+        self._record(
             record.key,
             owner=self.settings.owner,
             to=State.RETRYING,
@@ -460,7 +473,7 @@ class Dispatcher:
     def _put_back(self, record: PublicationRecord, cause: str) -> str:
         """Return an unsent claim to the queue, due now (uncertain ones stay uncertain)."""
         now = self.clock.now()
-        self.store.record(
+        self._record(
             record.key,
             owner=self.settings.owner,
             to=State.UNCERTAIN if record.cause == RECONCILE else State.RETRYING,
@@ -505,7 +518,7 @@ class Dispatcher:
             server_says=error.retry_at if isinstance(error, RetryLater) else None,
             rng=self.rng,
         )
-        self.store.record(
+        self._record(
             record.key,
             owner=self.settings.owner,
             to=State.UNCERTAIN,
@@ -551,6 +564,36 @@ class Dispatcher:
         if changed:
             self.store.keep_media(record.key, owner=self.settings.owner, media=kept)
         return ids
+
+
+def log_notice(notice: Notice) -> None:
+    """The default notifier: the organisers read the log (the journal)."""
+    log.error(
+        "%s: %s/%s: %s",
+        notice.event.replace("_", " "),
+        notice.campaign,
+        notice.account,
+        notice.message,
+        extra={"event": f"notice_{notice.event}", "key": notice.key},
+    )
+
+
+def _outcome_line(record: PublicationRecord) -> tuple[int, str]:
+    """The log level and line for an outcome just recorded."""
+    state = record.state
+    if state is State.PUBLISHED:
+        return logging.INFO, f"published {record.key}: {record.remote_url or record.remote_id}"
+    if state is State.FAILED:
+        return logging.ERROR, f"failed {record.key}: {record.last_error or record.cause}"
+    if state is State.EXPIRED:
+        return logging.WARNING, f"expired {record.key}: {record.cause}"
+    when = f" (next at {record.due_at:%Y-%m-%d %H:%M:%S} UTC)"
+    if state is State.RETRYING and (record.cause or "").startswith("paced"):
+        return logging.INFO, f"waiting {record.key}: {record.cause}"
+    if state in (State.RETRYING, State.UNCERTAIN):
+        error = f" [{record.last_error}]" if record.last_error else ""
+        return logging.WARNING, f"{state.value} {record.key}: {record.cause}{error}{when}"
+    return logging.WARNING, f"{state.value} {record.key}: {record.cause}"
 
 
 def _first_claim(history: Sequence[TransitionRecord]) -> datetime | None:

@@ -3,6 +3,7 @@ fake clock — every publication final, each exactly once, threads in order, on 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,14 @@ import pytest
 
 from postscheduler.campaign_file import load_campaign
 from postscheduler.check import check_loaded
-from postscheduler.dispatcher import STOPPING, Dispatcher, DispatchSettings, Notice, TickReport
+from postscheduler.dispatcher import (
+    STOPPING,
+    Dispatcher,
+    DispatchSettings,
+    Notice,
+    TickReport,
+    log_notice,
+)
 from postscheduler.domain.states import FINAL, State
 from postscheduler.ports import (
     AccountRecord,
@@ -268,3 +276,34 @@ def test_stopping_puts_back_what_was_claimed_but_not_sent_and_waits_for_the_rest
     assert back[0].lease_owner is None
     stored = {name: server.statuses(name) for name, server in rig.servers.items()}
     assert sum(len(s) for s in stored.values()) == 1
+
+
+def test_every_outcome_is_logged_with_its_key_and_what_the_server_said(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig.servers["alba"].faults.add(
+        "POST /api/v1/statuses", "status", status=422, body={"error": "Validation failed: spam"}
+    )
+    rig.servers["peuples"].faults.add("POST /api/v1/statuses", "status", times=1, status=503)
+    with caplog.at_level(logging.INFO, logger="postscheduler.dispatcher"):
+        rig.run_until_done()
+    lines = [r.getMessage() for r in caplog.records if r.name == "postscheduler.dispatcher"]
+    failed = [line for line in lines if line.startswith("failed ")]
+    assert len(failed) == 1
+    assert "Validation failed: spam" in failed[0]
+    assert any(line.startswith("retrying venezuela-2017/") and "503" in line for line in lines)
+    published = [r for r in rig.store.publications() if r.state is State.PUBLISHED]
+    for record in published:
+        assert f"published {record.key}: {record.remote_url}" in lines
+    levels = {r.getMessage().split(" ")[0]: r.levelno for r in caplog.records}
+    assert (levels["failed"], levels["retrying"], levels["published"]) == (
+        logging.ERROR,
+        logging.WARNING,
+        logging.INFO,
+    )
+
+
+def test_the_default_notifier_logs_the_notice(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="postscheduler.dispatcher"):
+        log_notice(Notice("account_held", "venezuela-2017", "peuples", "token refused", "k"))
+    assert caplog.messages == ["account held: venezuela-2017/peuples: token refused"]
