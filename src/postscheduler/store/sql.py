@@ -159,7 +159,10 @@ _CLAIM_ACCOUNTS = (
     .with_for_update(of=ACCOUNTS, skip_locked=True)
 )
 
-#: One account's earliest claimable publication whose turn has come in its thread.
+#: One account's earliest claimable publication whose turn has come in its thread — unless
+#: the account has a claim in flight after all. (PostgreSQL: _CLAIM_ACCOUNTS's view of the
+#: claims is from when it began; an account another worker had locked, claimed and released
+#: by then is locked here anyway, and only this later statement sees that worker's claim.)
 _CLAIM_EARLIEST = (
     select(P.c.id, P.c.key, P.c.state, P.c.due_at)
     .where(
@@ -168,6 +171,7 @@ _CLAIM_EARLIEST = (
         P.c.state.in_(_CLAIMABLE),
         P.c.due_at <= _NOW,
         _in_order(),
+        ~_in_flight(P.c.campaign_id, P.c.account),
     )
     .order_by(P.c.due_at, P.c.key)
     .limit(1)
