@@ -222,13 +222,14 @@ class Dispatcher:
         """Record an outcome in the store (see :meth:`Store.record`), then log it: one line
         per outcome, with the key and what the organisers need to know."""
         done = self.store.record(key, **outcome)
-        level, line = _outcome_line(done)
-        log.log(
-            level,
-            "%s",
-            line,
-            extra={"event": done.state.value, "key": key, "cause": done.cause},
-        )
+        level = _outcome_level(done)
+        if log.isEnabledFor(level):  # the line is built only when someone reads it
+            log.log(
+                level,
+                "%s",
+                _outcome_line(done),
+                extra={"event": done.state.value, "key": key, "cause": done.cause},
+            )
         return done
 
     def _process(
@@ -578,22 +579,33 @@ def log_notice(notice: Notice) -> None:
     )
 
 
-def _outcome_line(record: PublicationRecord) -> tuple[int, str]:
-    """The log level and line for an outcome just recorded."""
+def _outcome_level(record: PublicationRecord) -> int:
+    """How loud an outcome just recorded is: failed is an error; expired, retrying,
+    uncertain are warnings; published and paced are news."""
     state = record.state
     if state is State.PUBLISHED:
-        return logging.INFO, f"published {record.key}: {record.remote_url or record.remote_id}"
+        return logging.INFO
     if state is State.FAILED:
-        return logging.ERROR, f"failed {record.key}: {record.last_error or record.cause}"
-    if state is State.EXPIRED:
-        return logging.WARNING, f"expired {record.key}: {record.cause}"
-    when = f" (next at {record.due_at:%Y-%m-%d %H:%M:%S} UTC)"
+        return logging.ERROR
     if state is State.RETRYING and (record.cause or "").startswith("paced"):
-        return logging.INFO, f"waiting {record.key}: {record.cause}"
+        return logging.INFO
+    return logging.WARNING
+
+
+def _outcome_line(record: PublicationRecord) -> str:
+    """The log line of an outcome just recorded: what, which, and why."""
+    state = record.state
+    if state is State.PUBLISHED:
+        return f"published {record.key}: {record.remote_url or record.remote_id}"
+    if state is State.FAILED:
+        return f"failed {record.key}: {record.last_error or record.cause}"
+    if state is State.RETRYING and (record.cause or "").startswith("paced"):
+        return f"waiting {record.key}: {record.cause}"
     if state in (State.RETRYING, State.UNCERTAIN):
         error = f" [{record.last_error}]" if record.last_error else ""
-        return logging.WARNING, f"{state.value} {record.key}: {record.cause}{error}{when}"
-    return logging.WARNING, f"{state.value} {record.key}: {record.cause}"
+        when = f" (next at {record.due_at:%Y-%m-%d %H:%M:%S} UTC)"
+        return f"{state.value} {record.key}: {record.cause}{error}{when}"
+    return f"{state.value} {record.key}: {record.cause}"
 
 
 def _first_claim(history: Sequence[TransitionRecord]) -> datetime | None:
