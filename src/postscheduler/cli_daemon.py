@@ -124,7 +124,8 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     clock = SystemClock()
     store = open_store(args.db, upgrade=True)
-    if not _sync_at_start(store, args.campaigns, clock.now()):
+    # `--once` syncs in this process (it exits soon after); the daemon in a child process.
+    if not _sync_at_start(store, args.campaigns, clock.now(), here=args.once):
         return EXIT_PROBLEM
     owner = worker_id(args.owner)
     publishers = LivePublishers(store, clock)
@@ -176,27 +177,32 @@ def _run(args: argparse.Namespace) -> int:
         store.engine.dispose()
 
 
-def _sync_at_start(store: Store, paths: Sequence[str], now: datetime) -> bool:
-    """Sync each campaign file before the daemon starts; False if one is refused and the
-    store holds no earlier plan to run.
+def _sync_at_start(
+    store: Store, paths: Sequence[str], now: datetime, *, here: bool = False
+) -> bool:
+    """Sync each campaign file before the daemon starts; False if one is refused (or its
+    sync process fails) and the store holds no earlier plan to run.
 
-    Each sync's outcome (a plan of up to every publication) is dropped once summarised,
-    not kept for the daemon's lifetime.
+    Each sync runs in a child process (:mod:`postscheduler.sync_process`; in this one when
+    ``here``): the daemon neither imports the campaign-file code nor keeps the planning peak.
     """
-    from postscheduler.errors import CampaignInvalid  # noqa: PLC0415
-    from postscheduler.syncing import sync_file  # noqa: PLC0415
+    from postscheduler.errors import CampaignInvalid, SyncFailed  # noqa: PLC0415
+    from postscheduler.sync_process import sync_campaign  # noqa: PLC0415
 
     known = {c.id for c in store.campaigns()}
     for path in paths:
         try:
-            print(sync_file(store, path, now).summary(), file=sys.stderr)
-        except CampaignInvalid as error:
-            for line in error.lines():
+            print(sync_campaign(store, path, now, here=here).summary, file=sys.stderr)
+        except (CampaignInvalid, SyncFailed) as error:
+            refused = isinstance(error, CampaignInvalid)
+            lines = error.lines() if isinstance(error, CampaignInvalid) else [f"{path}: {error}"]
+            for line in lines:
                 print(line, file=sys.stderr)
+            what = "refused" if refused else "not synced"
             if not known:
-                print(f"{path}: refused, and no earlier plan to run", file=sys.stderr)
+                print(f"{path}: {what}, and no earlier plan to run", file=sys.stderr)
                 return False
-            print(f"{path}: refused; the last good plan keeps running", file=sys.stderr)
+            print(f"{path}: {what}; the last good plan keeps running", file=sys.stderr)
     return True
 
 

@@ -20,9 +20,12 @@
 - **Signals**: SIGTERM/SIGINT stop claiming, put back what was claimed but not sent, give
   the requests already sent a grace period to be answered, and exit 0; SIGHUP re-reads
   every campaign file.
-- **Memory**: planning a large campaign allocates far more than the plan it leaves in the
-  store; once started, and after each sync that planned, the daemon hands what was freed
-  back to the system (:func:`release_memory`), so that it idles small.
+- **Memory**: planning a large campaign imports the campaign-file code and allocates far
+  more than the plan it leaves in the store. With a SQL store each sync runs in a
+  short-lived child process (:mod:`postscheduler.sync_process`): the daemon never imports
+  that code, and the planning peak goes back to the system when the child exits. With a
+  store only this process can open (in memory), the sync runs here, and after each one
+  that planned the daemon hands what was freed back to the system (:func:`release_memory`).
 
 APScheduler holds no posts: its jobs only say *when* to look at the store.
 """
@@ -49,9 +52,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from postscheduler import __version__
 from postscheduler.dispatcher import Dispatcher, TickReport
-from postscheduler.errors import CampaignInvalid, PostschedulerError
+from postscheduler.errors import CampaignInvalid, PostschedulerError, SyncFailed
 from postscheduler.ports import Clock, Store, WorkerInfo, WorkerState
-from postscheduler.syncing import sync_file
+from postscheduler.sync_process import sync_campaign
 
 if TYPE_CHECKING:
     from postscheduler.profile_refresh import ProfileRefresher
@@ -340,9 +343,10 @@ class Daemon:
             self.sync(watched.path, force=True)
 
     def sync(self, path: Path, *, force: bool = False) -> bool:
-        """Sync one campaign file; a refused edit is logged and the last good plan kept."""
+        """Sync one campaign file (in a child process for a SQL store); a refused edit, a
+        store error or a failed sync process is logged and the last good plan kept."""
         try:
-            outcome = sync_file(self.store, path, self.clock.now(), force=force)
+            report = sync_campaign(self.store, path, self.clock.now(), force=force)
         except CampaignInvalid as error:
             for line in error.lines():
                 log.error("%s", line, extra={"event": "edit_refused", "file": str(path)})
@@ -352,16 +356,22 @@ class Daemon:
                 extra={"event": "edit_refused", "file": str(path)},
             )
             return False
+        except SyncFailed as error:
+            log.error(
+                "%s: %s; the last good plan keeps running",
+                path,
+                error,
+                extra={"event": "sync_failed", "file": str(path)},
+            )
+            return False
         except PostschedulerError as error:
             log.error("%s: %s", path, error, extra={"event": "sync_failed", "file": str(path)})
             return False
-        log.info("%s", outcome.summary(), extra={"event": "synced", "file": str(path)})
-        self._campaign_of[_resolved(path)] = outcome.campaign
-        planned = outcome.up_to_date_since is None
-        del outcome  # the plan: up to every publication of the campaign
+        log.info("%s", report.summary, extra={"event": "synced", "file": str(path)})
+        self._campaign_of[_resolved(path)] = report.campaign
         self.arm(self.store.next_due())
-        if planned:
-            release_memory()
+        if report.planned:
+            release_memory()  # what an in-process sync allocated (a child's went with it)
         return True
 
     # -- maintenance ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ line turns any of them into one readable line and a non-zero exit, never a trace
     │   ├── UnknownPublication   no publication (or campaign, account) has that name
     │   ├── TransitionRefused    the state machine does not allow that change
     │   └── LeaseLost            a worker's claim was taken from it (its lease expired)
+    ├── SyncFailed               the process syncing a campaign file failed (crashed, killed)
     ├── CredentialError          an account's token cannot be read, or is not safe to use
     ├── DiscoveryError           a server could not be asked what it is (software, limits)
     └── PublishError             sending to a server did not (certainly) succeed
@@ -88,6 +89,12 @@ class TransitionRefused(StoreError):
 class LeaseLost(StoreError):
     """The worker no longer holds the claim (its lease expired and it was reaped, or
     another worker has it): its outcome is not recorded; the reconciler will find it."""
+
+
+class SyncFailed(PostschedulerError):
+    """The child process syncing a campaign file failed other than by refusing the file or
+    by a store error: an unexpected exception, a crash, killed (see
+    :mod:`postscheduler.sync_process`). What it had not committed is unchanged."""
 
 
 class CredentialError(PostschedulerError):

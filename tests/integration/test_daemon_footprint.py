@@ -26,6 +26,16 @@ from postscheduler.testing import FakeClock
 #: Imported by an idle daemon only when it needs them (Mastodon.py, requests and httpx
 #: when the first publisher is built; Alembic when the schema must be upgraded).
 NOT_WHEN_IDLE = ("sqlalchemy.orm", "alembic", "mastodon", "requests", "httpx")
+#: Never imported by the daemon with a SQL store: its syncs (the one at start included)
+#: run in a child process.
+CAMPAIGN_FILE_CODE = (
+    "pydantic",
+    "tomli",
+    "postscheduler.campaign_file",
+    "postscheduler.syncing",
+    "postscheduler.check",
+    "postscheduler.domain.plan",
+)
 
 #: Stops the daemon as soon as it has started, and prints which of WATCHED it imported.
 STARTED_THEN_STOP = """
@@ -94,12 +104,16 @@ def test_the_store_uses_sqlalchemy_core_only(tmp_path: Path) -> None:
     assert loaded_after(code, ("sqlalchemy", "sqlalchemy.orm", "alembic")) == ["sqlalchemy"]
 
 
-def test_an_idle_daemon_imports_no_publishing_library(tmp_path: Path) -> None:
-    """`run` with nothing due soon: started and stopped with none of them imported."""
+def test_an_idle_daemon_imports_no_publishing_library_nor_the_campaign_file_code(
+    tmp_path: Path,
+) -> None:
+    """`run` with nothing due soon, its campaign planned at start: started and stopped
+    with none of them imported."""
     campaign = write_campaign_due_in_a_month(tmp_path, datetime.now(UTC))
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     migrate.upgrade(url)
-    code = STARTED_THEN_STOP.replace("WATCHED", repr(("sqlalchemy", *NOT_WHEN_IDLE)))
+    watched = ("sqlalchemy", *NOT_WHEN_IDLE, *CAMPAIGN_FILE_CODE)
+    code = STARTED_THEN_STOP.replace("WATCHED", repr(watched))
     code = code.replace("CAMPAIGN", repr(str(campaign))).replace("URL", repr(url))
     result = subprocess.run(
         [sys.executable, "-c", code],

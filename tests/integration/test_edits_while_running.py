@@ -217,11 +217,18 @@ def test_edits_are_applied_while_the_daemon_runs(
     # A broken save: an unknown key (and, in the same file, a change and a new post).
     running.wait_idle()
     running.write(FIRST + SECOND_NEW + FOURTH_REFUSED + ADDED + GHOST)
+    # The refusal is recorded in the store (by the sync process), then logged (by the
+    # daemon): wait for the log's last line.
     wait_for(
         "the broken edit refused",
-        lambda: not running.store.file_versions("edits")[0].accepted,
+        lambda: any(
+            "the last good plan keeps running" in r.getMessage()
+            for r in caplog.records
+            if getattr(r, "event", None) == "edit_refused"
+        ),
     )
     refused = running.store.file_versions("edits")[0]
+    assert not refused.accepted
     assert refused.campaign == "edits"
     assert refused.path == str(running.path.resolve())
     assert refused.error is not None

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from postscheduler.credentials import read_token
-from postscheduler.domain.campaign import TokenSource
 from postscheduler.errors import CredentialError
 from postscheduler.ports import AccountRecord, CampaignRecord, Clock, Publisher, Store
 
 if TYPE_CHECKING:
     import httpx
+
+    from postscheduler.domain.campaign import TokenSource
 
 #: How long a discovered profile is trusted before the server is asked again.
 PROFILE_TTL = timedelta(hours=24)
@@ -27,6 +28,8 @@ PROFILE_TTL = timedelta(hours=24)
 def token_source(description: str) -> TokenSource:
     """The :class:`TokenSource` a stored ``env:NAME`` / ``file:PATH`` / ``credential:NAME``
     describes (the store keeps where a token is, never the token)."""
+    from postscheduler.domain.campaign import TokenSource  # noqa: PLC0415 (pydantic: when used)
+
     kind, _, value = description.partition(":")
     if kind not in ("env", "file", "credential") or not value:
         raise CredentialError(f"cannot tell where the token is from {description!r}")
