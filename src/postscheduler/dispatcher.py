@@ -146,8 +146,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="publish")
         #: Set by :meth:`drain`: claims not yet sent go back to the queue, unsent.
         self.stopping = threading.Event()
-        self._claims_held = 0
-        #: Claims handed to the pool and not finished, by key.
+        #: Claims handed to the pool and not finished, by key (drain waits for none).
         self._queued: dict[str, tuple[Future[str], PublicationRecord]] = {}
         self._idle = threading.Condition()
 
@@ -176,9 +175,7 @@ class Dispatcher:
             finally:
                 self._done_with(record)
         with self._idle:
-            return self._idle.wait_for(
-                lambda: self._claims_held == 0, timeout=grace.total_seconds()
-            )
+            return self._idle.wait_for(lambda: not self._queued, timeout=grace.total_seconds())
 
     def tick(self) -> TickReport:
         """Reap, claim what is due now, publish it; returns what happened and what is next."""
@@ -198,7 +195,6 @@ class Dispatcher:
             accounts = {(a.campaign, a.name): a for a in self.store.accounts()}
             futures = []
             with self._idle:
-                self._claims_held += len(claimed)
                 for record in claimed:
                     future = self._pool.submit(
                         self._process,
@@ -243,7 +239,6 @@ class Dispatcher:
     def _done_with(self, record: PublicationRecord) -> None:
         with self._idle:
             self._queued.pop(record.key, None)
-            self._claims_held -= 1
             self._idle.notify_all()
 
     def _handle(

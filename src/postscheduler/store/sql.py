@@ -855,23 +855,25 @@ class SqlStore:
                     "now": now,
                 },
             ).mappings()
-            claimed = sorted((_record(row) for row in rows), key=lambda r: (r.due_at, r.key))
-            ids = {key: ident for ident, key, _state, _due in chosen}
+            claimed = sorted(
+                ((row["id"], _record(row)) for row in rows),
+                key=lambda pair: (pair[1].due_at, pair[1].key),
+            )
             db.execute(
                 insert(T),
                 [
                     _history_row(
-                        ids[record.key],
-                        (before[ids[record.key]], State.CLAIMED),
+                        ident,
+                        (before[ident], State.CLAIMED),
                         now=now,
                         cause=record.cause or "due",
                         attempt=record.attempt,
                         actor=owner,
                     )
-                    for record in claimed
+                    for ident, record in claimed
                 ],
             )
-            return claimed
+            return [record for _ident, record in claimed]
 
     def record(
         self,
@@ -1153,7 +1155,6 @@ class _GroupCommit:
             else:
                 self._leading = False
         for pending in group:
-            pending.lead = False
             pending.ready.set()
 
 
