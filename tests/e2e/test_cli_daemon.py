@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -113,6 +113,33 @@ accounts = ["alba"]
     return path
 
 
+class Live(NamedTuple):
+    """A live campaign against the sandbox: alba's token in the environment, peuples' in
+    a token file, a fresh SQLite store."""
+
+    url: str
+    tokens: dict[str, str]
+    path: Path
+    env: dict[str, str]
+    db: str
+
+
+def live(
+    sandbox: dict[str, Any], tmp_path: Path, *, token_mode: int = 0o600, newline: bool = False
+) -> Live:
+    url, tokens = sandbox["url"], sandbox["tokens"]
+    token_file = tmp_path / "peuples.token"
+    token_file.write_text(tokens["peuples"] + ("\n" if newline else ""))
+    token_file.chmod(token_mode)
+    return Live(
+        url=url,
+        tokens=tokens,
+        path=campaign(tmp_path, url),
+        env={**os.environ, "ALBA_TOKEN": tokens["alba"]},
+        db=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+    )
+
+
 def stored(url: str) -> list[dict[str, Any]]:
     answer: list[dict[str, Any]] = httpx.get(f"{url}/_sandbox/statuses").json()
     return answer
@@ -121,13 +148,7 @@ def stored(url: str) -> list[dict[str, Any]]:
 def test_run_once_publishes_what_is_due_and_never_twice(
     sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
-    url, tokens = sandbox["url"], sandbox["tokens"]
-    path = campaign(tmp_path, url)
-    token_file = tmp_path / "peuples.token"
-    token_file.write_text(tokens["peuples"] + "\n")
-    token_file.chmod(0o600)
-    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
-    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    url, tokens, path, env, db = live(sandbox, tmp_path, newline=True)
     first = run("run", str(path), "--once", "--db", db, env=env)
     assert first.returncode == 0, first.stderr
     texts = sorted(s["text"] for s in stored(url))
@@ -151,13 +172,7 @@ def test_run_once_publishes_what_is_due_and_never_twice(
 def test_a_token_file_others_can_read_is_refused_and_nothing_is_sent(
     sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
-    url, tokens = sandbox["url"], sandbox["tokens"]
-    path = campaign(tmp_path, url)
-    token_file = tmp_path / "peuples.token"
-    token_file.write_text(tokens["peuples"])
-    token_file.chmod(0o644)
-    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
-    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    url, tokens, path, env, db = live(sandbox, tmp_path, token_mode=0o644)
     result = run("run", str(path), "--once", "--db", db, env=env)
     assert result.returncode == 0, result.stderr
     assert [s["text"].split("\n")[0] for s in stored(url)] == ["Bonjour depuis postscheduler"]
@@ -170,13 +185,7 @@ def test_a_token_file_others_can_read_is_refused_and_nothing_is_sent(
 def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
     sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
-    url, tokens = sandbox["url"], sandbox["tokens"]
-    path = campaign(tmp_path, url)
-    token_file = tmp_path / "peuples.token"
-    token_file.write_text(tokens["peuples"])
-    token_file.chmod(0o600)
-    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
-    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    url, tokens, path, env, db = live(sandbox, tmp_path)
     daemon = subprocess.Popen(
         [*EXE, "run", str(path), "--db", db],
         cwd=ROOT,
@@ -214,18 +223,12 @@ def test_the_daemon_publishes_then_stops_cleanly_on_sigterm(
 def test_a_stop_waits_no_longer_than_the_grace_for_an_unanswered_request(
     sandbox: dict[str, Any], tmp_path: Path
 ) -> None:
-    url, tokens = sandbox["url"], sandbox["tokens"]
-    path = campaign(tmp_path, url)
-    token_file = tmp_path / "peuples.token"
-    token_file.write_text(tokens["peuples"])
-    token_file.chmod(0o600)
+    url, _, path, env, db = live(sandbox, tmp_path)
     # The server takes a minute to answer a post: the request stays in flight.
     httpx.post(
         f"{url}/_sandbox/faults",
         json=[{"pattern": "POST /api/v1/statuses", "kind": "delay", "seconds": 60}],
     ).raise_for_status()
-    env = {**os.environ, "ALBA_TOKEN": tokens["alba"]}
-    db = f"sqlite:///{tmp_path / 'x.sqlite3'}"
     daemon = subprocess.Popen(
         [*EXE, "run", str(path), "--db", db, "--grace", "0.5", "--workers", "1"],
         cwd=ROOT,
